@@ -1,0 +1,30 @@
+# Source this file (bash or zsh) to use the workspace: `source scripts/env.sh`.
+# It activates .venv (ROS 2 Kilted from PyPI wheels, torch, mujoco, ...) as the ROS underlay and
+# overlays the colcon install/ tree, like `source /opt/ros/<distro>/setup.bash && source install/setup.bash`
+# on a full ROS install.
+if [ -n "${BASH_SOURCE:-}" ]; then _aha_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+else _aha_root="$(cd "$(dirname "${(%):-%x}")/.." && pwd)"; fi
+
+if [ ! -x "$_aha_root/.venv/bin/python" ]; then
+  echo "aha_wam env: $_aha_root/.venv is missing; run 'make setup' first" >&2
+  return 1 2>/dev/null || exit 1
+fi
+VIRTUAL_ENV_DISABLE_PROMPT=${VIRTUAL_ENV_DISABLE_PROMPT:-1}
+. "$_aha_root/.venv/bin/activate"
+
+# The wheels install ROS into the venv prefix; ament and CMake must search it like /opt/ros/<distro>.
+case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
+  export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}";; esac
+case ":${CMAKE_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
+  export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}";; esac
+
+if [ -f "$_aha_root/install/local_setup.sh" ]; then
+  # colcon's local_setup.sh needs COLCON_CURRENT_PREFIX when it is not sourced from its own directory.
+  COLCON_CURRENT_PREFIX="$_aha_root/install" . "$_aha_root/install/local_setup.sh"
+fi
+
+export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+export MUJOCO_GL=${MUJOCO_GL:-osmesa}          # headless offscreen rendering (libosmesa6)
+export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
+export AHA_WAM_ROOT="$_aha_root"
+unset _aha_root

@@ -1,0 +1,21 @@
+"""ament_python package `piper_bringup`."""
+from setuptools import find_packages, setup
+
+PACKAGE = 'piper_bringup'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='AHA-WAM maintainers',
+    maintainer_email='aha-wam@example.org',
+    description='Bimanual AgileX Piper bringup: MuJoCo simulator with the piper_ros interface, trajectory streamer, scripted expert, real-arm launch.',
+    license='Apache-2.0',
+    entry_points={'console_scripts': []},
+)

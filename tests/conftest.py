@@ -1,0 +1,35 @@
+"""Test-session setup shared by every test.
+
+ROS isolation: each pytest session picks its own ROS_DOMAIN_ID and keeps discovery on localhost, before
+anything imports rclpy, so parallel runs (two developers, CI next to a demo) never see each other's
+topics. Child processes inherit the environment and therefore the same domain.
+"""
+import os
+import random
+
+import pytest
+
+# Domain IDs 1..101 are safe with Fast DDS' default port mapping on Linux; 0 is the shared default.
+os.environ['ROS_DOMAIN_ID'] = os.environ.get('AHA_WAM_TEST_DOMAIN_ID') or str(random.SystemRandom().randint(1, 101))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+os.environ.setdefault('MUJOCO_GL', 'osmesa')
+os.environ.setdefault('PYTHONUNBUFFERED', '1')
+
+
+def pytest_report_header(config):
+    return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST"
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'gpu: needs a CUDA device; skipped with the reason on CPU machines')
+    config.addinivalue_line('markers', 'ros: starts real rclpy nodes / processes over DDS')
+
+
+@pytest.fixture
+def cuda_device():
+    """A CUDA device, or a skip that says why there is none."""
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip('GPU-only test: torch.cuda.is_available() is False on this machine')
+    return torch.device('cuda')
