@@ -9,6 +9,8 @@ if [ ! -x "$_aha_root/.venv/bin/python" ]; then
   echo "aha_wam env: $_aha_root/.venv is missing; run 'make setup' first" >&2
   return 1 2>/dev/null || exit 1
 fi
+# colcon's and venv's scripts read unset variables; tolerate them even when the caller uses `set -u`.
+case $- in *u*) _aha_nounset=1; set +u;; *) _aha_nounset=;; esac
 VIRTUAL_ENV_DISABLE_PROMPT=${VIRTUAL_ENV_DISABLE_PROMPT:-1}
 . "$_aha_root/.venv/bin/activate"
 
@@ -27,4 +29,5 @@ export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 export MUJOCO_GL=${MUJOCO_GL:-osmesa}          # headless offscreen rendering (libosmesa6)
 export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
 export AHA_WAM_ROOT="$_aha_root"
-unset _aha_root
+[ -n "$_aha_nounset" ] && set -u
+unset _aha_root _aha_nounset
