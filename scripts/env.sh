@@ -25,6 +25,10 @@ if [ -f "$_aha_root/install/local_setup.sh" ]; then
   COLCON_CURRENT_PREFIX="$_aha_root/install" . "$_aha_root/install/local_setup.sh"
 fi
 
+# ament_python puts executables in lib/<package> (for `ros2 run`); the `aha-wam` CLI also belongs on PATH.
+case ":$PATH:" in *":$_aha_root/install/aha_wam/lib/aha_wam:"*) ;; *)
+  export PATH="$_aha_root/install/aha_wam/lib/aha_wam:$PATH";; esac
+
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 export MUJOCO_GL=${MUJOCO_GL:-osmesa}          # headless offscreen rendering (libosmesa6)
 export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}

@@ -42,7 +42,7 @@ setup(
     entry_points={
         'console_scripts': [
             'aha-wam = aha_wam.cli:main',
-            'context_probe = aha_wam.tools.context_probe:main',
+            'context_probe = aha_wam.ros.context_probe:main',
         ],
     },
 )
