@@ -1,0 +1,91 @@
+"""Flow matching in the Wan convention (sigma = 1 is pure noise) and the Euler sampler.
+
+    x_s = (1 - s) x0 + s eps          target velocity v = eps - x0          x0 = x_s - s v
+    s = shift u / (1 + (shift - 1) u) on a grid of `train_timesteps` u values (shift 5 train and inference)
+
+Loss weighting 'wan': the Gaussian bump exp(-2 ((t - T/2) / T)^2) over the shifted timestep grid t = 1000 s,
+minus its minimum and normalised to mean 1 over the grid (Wan / DiffSynth training weights); 'uniform' = 1.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+
+def shift_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
+    return shift * u / (1.0 + (shift - 1.0) * u)
+
+
+class FlowMatchSchedule:
+    def __init__(self, shift: float = 5.0, train_timesteps: int = 1000, weighting: str = 'wan'):
+        if weighting not in ('wan', 'uniform'):
+            raise ValueError(f"weighting must be 'wan' or 'uniform', got {weighting!r}")
+        self.shift = float(shift)
+        self.train_timesteps = int(train_timesteps)
+        u = torch.linspace(1.0, 0.0, self.train_timesteps + 1, dtype=torch.float64)[:-1]
+        self.train_sigmas = shift_sigma(u, self.shift).float()               # (0, 1], descending
+        if weighting == 'wan':
+            t = self.train_sigmas.double() * 1000.0
+            n = self.train_timesteps
+            y = torch.exp(-2.0 * ((t - n / 2) / n) ** 2)
+            y = y - y.min()
+            self.train_weights = (y * (n / y.sum())).float()
+        else:
+            self.train_weights = torch.ones(self.train_timesteps)
+
+    @classmethod
+    def from_config(cls, flow_config) -> 'FlowMatchSchedule':
+        return cls(flow_config.shift, flow_config.train_timesteps, flow_config.loss_weighting)
+
+    def sample(self, shape: Iterable[int], generator: torch.Generator | None = None, device=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random training noise levels: (sigma, loss weight), each of `shape`."""
+        idx = torch.randint(0, self.train_timesteps, tuple(shape), generator=generator)
+        return self.train_sigmas[idx].to(device), self.train_weights[idx].to(device)
+
+    def weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Loss weight of arbitrary sigmas (nearest grid point)."""
+        grid = self.train_sigmas.to(sigma.device)
+        idx = (sigma.float().unsqueeze(-1) - grid).abs().argmin(-1)
+        return self.train_weights.to(sigma.device)[idx]
+
+    def inference_sigmas(self, steps: int, device=None) -> torch.Tensor:
+        """[steps + 1] sigmas from 1 to 0 on the shifted grid (Euler steps between neighbours)."""
+        if not isinstance(steps, int) or steps <= 0:
+            raise ValueError(f'denoise steps must be a positive int, got {steps!r}')
+        u = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        return shift_sigma(u, self.shift).float().to(device)
+
+    @staticmethod
+    def noisy(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """sigma broadcastable to x0 (add trailing singleton dims yourself)."""
+        return (1.0 - sigma) * x0 + sigma * noise
+
+    @staticmethod
+    def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return noise - x0
+
+
+def euler_sample(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
+                 sigmas: torch.Tensor, capture: Iterable[int] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Integrate dx/ds = velocity(x, s) from sigmas[0] (noise) to sigmas[-1].
+
+    `capture` lists step indices i in [0, len(sigmas) - 1] whose state (after i Euler steps; 0 = the noise)
+    is returned, for ODE distillation. The loop length is the static length of `sigmas`, and the body has
+    no data-dependent Python control flow, so the loop can be unrolled by export / CUDA-graph capture.
+    """
+    n = sigmas.shape[0] - 1
+    wanted = sorted(set(int(i) for i in capture))
+    for i in wanted:
+        if not 0 <= i <= n:
+            raise ValueError(f'capture step {i} outside [0, {n}] for a {n}-step sampler')
+    states: dict[int, torch.Tensor] = {}
+    x = noise
+    if 0 in wanted:
+        states[0] = x
+    for i in range(n):
+        x = x + (sigmas[i + 1] - sigmas[i]) * velocity(x, sigmas[i])
+        if i + 1 in wanted:
+            states[i + 1] = x
+    return x, states
