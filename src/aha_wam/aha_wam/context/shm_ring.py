@@ -29,6 +29,7 @@ import mmap
 import os
 import re
 import stat
+import struct
 
 import numpy as np
 
@@ -208,9 +209,15 @@ class ShmRing:
         self.owner = owner
         self._inode = inode
         self._closed = False
+        self._h = self._hi = self._slots = self._slots_i = self._payloads = None
+        self._read_header()     # validates from a struct copy first: no buffer is exported if it raises
         self._h = np.frombuffer(mm, np.uint64, HEADER_BYTES // 8)
         self._hi = np.frombuffer(mm, np.int64, HEADER_BYTES // 8)   # signed view of the same words
-        self._read_header()
+        self._slots = np.frombuffer(self._mm, np.uint64, self.num_slots * SLOT_WORDS, SLOT_TABLE_OFFSET) \
+            .reshape(self.num_slots, SLOT_WORDS)
+        self._slots_i = self._slots.view(np.int64)
+        self._payloads = None if self.payload_on_device else np.frombuffer(
+            self._mm, np.uint8, self.num_slots * self.slot_stride, HEADER_BYTES).reshape(self.num_slots, self.slot_stride)
 
     # ----------------------------------------------------------------------------------------- creation
     @classmethod
@@ -314,7 +321,7 @@ class ShmRing:
             raise
 
     def _read_header(self) -> None:
-        h = self._h
+        h = struct.unpack_from(f'<{SLOT_TABLE_OFFSET // 8}Q', self._mm, 0)
         if int(h[H_MAGIC]) != MAGIC:
             raise RingError('bad_magic', f'segment {self.name!r} has magic {int(h[H_MAGIC]):#x}, expected {MAGIC:#x}')
         if int(h[H_FORMAT]) != FORMAT_VERSION:
@@ -340,11 +347,6 @@ class ShmRing:
         need = HEADER_BYTES + (0 if self.payload_on_device else self.num_slots * self.slot_stride)
         if len(self._mm) < need:
             raise RingError('bad_header', f'segment {self.name!r} is {len(self._mm)} bytes, its header needs {need}')
-        self._slots = np.frombuffer(self._mm, np.uint64, self.num_slots * SLOT_WORDS, SLOT_TABLE_OFFSET) \
-            .reshape(self.num_slots, SLOT_WORDS)
-        self._slots_i = self._slots.view(np.int64)
-        self._payloads = None if self.payload_on_device else np.frombuffer(
-            self._mm, np.uint8, self.num_slots * self.slot_stride, HEADER_BYTES).reshape(self.num_slots, self.slot_stride)
 
     # ----------------------------------------------------------------------------------------- access
     @property
