@@ -3,6 +3,7 @@
     aha-wam info                 what this environment has (Python, ROS distro, RMW, torch, MuJoCo, GPU)
     aha-wam probe [--count N]    two processes exchange PlannerContext over DDS; every field is checked
     aha-wam demo                 the main end-to-end job (see README); prints a summary
+    aha-wam up PROFILE [k:=v]    start a profile's node set (aha_wam.system) without `ros2 launch`
 
 Each subcommand lives in one function below and is registered in COMMANDS. The CLI itself never imports
 rclpy: commands that need ROS start node processes.
@@ -91,11 +92,41 @@ def cmd_demo(args) -> int:
     return 0 if report.get('ok') else 1
 
 
+def parse_launch_arguments(items: list[str]) -> dict[str, str]:
+    """`key:=value` items (the `ros2 launch` syntax) as a dict; anything else is an error."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition(':=')
+        if not sep or not key:
+            raise SystemExit(f'aha-wam: expected key:=value, got {item!r}')
+        parsed[key] = value
+    return parsed
+
+
+def cmd_up(args) -> int:
+    """Start a profile's node set (same as its launch file) and supervise it."""
+    from aha_wam import supervisor, system
+    try:
+        system.resolve_arguments(args.profile, parse_launch_arguments(args.arguments))
+    except ValueError as exc:
+        print(f'aha-wam up: {exc}', file=sys.stderr)
+        return 2
+    return supervisor.up(args.profile, parse_launch_arguments(args.arguments), args.duration)
+
+
+def _up_arguments(p: argparse.ArgumentParser) -> None:
+    from aha_wam import system
+    p.add_argument('profile', choices=system.PROFILES)
+    p.add_argument('arguments', nargs='*', metavar='key:=value', help='launch arguments of the profile')
+    p.add_argument('--duration', type=float, default=None, help='stop after this many seconds')
+
+
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] = {
     'info': (cmd_info, lambda p: None),
     'probe': (cmd_probe, lambda p: (p.add_argument('--count', type=int, default=20),
                                     p.add_argument('--payload-bytes', type=int, default=1 << 20))),
     'demo': (cmd_demo, lambda p: p.add_argument('--count', type=int, default=20)),
+    'up': (cmd_up, _up_arguments),
 }
 
 

@@ -1,0 +1,140 @@
+"""The node set of every profile: the one description that both the launch files and `aha-wam up` start.
+
+    profile  what runs
+    -------  -----------------------------------------------------------------------------------------
+    sim      MuJoCo bimanual Piper with the piper_ros interface + trajectory streamer (+ policy nodes)
+    real     AgileX piper_single_ctrl on two CAN ports (namespaces left/, right/) + trajectory streamer
+             (+ policy nodes)
+
+`launch/*.launch.py` turn `nodes(profile, args)` into launch_ros Node actions; `aha-wam up` starts the same
+specs as `python -m <module> --ros-args ...` processes where `ros2 launch` is unavailable. Keeping both on
+this one list is what stops them from drifting apart. ROS-free: nothing here imports rclpy or launch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """A launch argument (also accepted as `key:=value` by `aha-wam up`)."""
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node process: what `ros2 run` / launch_ros Node / `python -m` need to start it."""
+
+    package: str
+    executable: str                      # console script in lib/<package> (`ros2 run package executable`)
+    name: str                            # node name
+    module: str | None                   # `python -m module` entry; None = only startable by a full ROS install
+    namespace: str = ''
+    params_files: tuple[str, ...] = ()   # YAML files, relative to share/aha_wam
+    parameters: Mapping[str, object] = dataclasses.field(default_factory=dict)  # overrides after the files
+    remappings: tuple[tuple[str, str], ...] = ()
+    arguments: tuple[str, ...] = ()      # command-line arguments before --ros-args
+    required: bool = True                # if it exits, the whole system is stopped
+
+    def command_line(self, share_dir: str) -> list[str]:
+        """Arguments after the executable: own arguments, then `--ros-args` with name, namespace,
+        parameter files, parameter overrides and remaps."""
+        args = [*self.arguments, '--ros-args', '-r', f'__node:={self.name}']
+        if self.namespace:
+            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
+        for path in self.params_files:
+            args += ['--params-file', f'{share_dir.rstrip("/")}/{path}']
+        for key, value in self.parameters.items():
+            args += ['-p', f'{key}:={format_parameter(value)}']
+        for src, dst in self.remappings:
+            args += ['-r', f'{src}:={dst}']
+        return args
+
+
+def format_parameter(value: object) -> str:
+    """A parameter value as ROS' `-p name:=value` YAML syntax expects it."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(format_parameter(v) for v in value) + ']'
+    if isinstance(value, str):
+        return value if value else "''"
+    return repr(value)
+
+
+ARGUMENTS: dict[str, tuple[Argument, ...]] = {
+    'sim': (
+        Argument('task', 'lift_box', 'simulated task (config/tasks/<task>.yaml)'),
+        Argument('level', 'clean', 'scene randomisation level', ('clean', 'randomized')),
+        Argument('seed', '0', 'seed of the first episode'),
+        Argument('use_sim_time', 'false', 'run every node on the simulator /clock', ('true', 'false')),
+        Argument('left_ns', 'left', 'namespace of the left arm'),
+        Argument('right_ns', 'right', 'namespace of the right arm'),
+    ),
+    'real': (
+        Argument('can_left_port', 'can_left', 'SocketCAN interface of the left arm (1 Mbit/s, up)'),
+        Argument('can_right_port', 'can_right', 'SocketCAN interface of the right arm (1 Mbit/s, up)'),
+        Argument('left_ns', 'left', 'namespace of the left arm'),
+        Argument('right_ns', 'right', 'namespace of the right arm'),
+    ),
+}
+PROFILES = tuple(ARGUMENTS)
+
+
+def resolve_arguments(profile: str, given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Defaults of `profile` updated with `given`; unknown names or values outside `choices` raise."""
+    if profile not in ARGUMENTS:
+        raise ValueError(f'unknown profile {profile!r}; known profiles: {", ".join(PROFILES)}')
+    declared = {a.name: a for a in ARGUMENTS[profile]}
+    unknown = sorted(set(given or {}) - set(declared))
+    if unknown:
+        raise ValueError(f'profile {profile!r} has no argument(s) {", ".join(unknown)}; '
+                         f'known: {", ".join(declared)}')
+    values = {name: a.default for name, a in declared.items()}
+    values.update(given or {})
+    for name, value in values.items():
+        if declared[name].choices and value not in declared[name].choices:
+            raise ValueError(f'{name}:={value!r} is not one of {", ".join(declared[name].choices)}')
+    return values
+
+
+def _arms(args: Mapping[str, str]) -> list[str]:
+    return [args['left_ns'].strip('/'), args['right_ns'].strip('/')]
+
+
+def _streamer(args: Mapping[str, str], use_sim_time: bool) -> NodeSpec:
+    return NodeSpec(
+        package='piper_bringup', executable='trajectory_streamer', name='trajectory_streamer',
+        module='piper_bringup.trajectory_streamer',
+        params_files=('config/piper/trajectory_streamer.yaml',),
+        parameters={'arms': _arms(args), 'use_sim_time': use_sim_time})
+
+
+def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec]:
+    """The node specs of `profile` for the launch arguments `given` (defaults fill the rest)."""
+    args = resolve_arguments(profile, given)
+    if profile == 'sim':
+        use_sim_time = args['use_sim_time'] == 'true'
+        return [
+            NodeSpec(package='piper_bringup', executable='piper_sim', name='piper_sim',
+                     module='piper_bringup.piper_sim',
+                     params_files=('config/piper/piper_sim.yaml',),
+                     parameters={'task': args['task'], 'level': args['level'], 'seed': int(args['seed']),
+                                 'arms': _arms(args), 'publish_clock': use_sim_time,
+                                 'use_sim_time': False}),   # the simulator is the clock's source
+            _streamer(args, use_sim_time),
+        ]
+    # real: AgileX's driver, one process per arm in its own namespace, so that each arm has its own
+    # enable_flag / enable_srv (start_two_piper.launch.py shares them: notes/piper.md §3).
+    drivers = [
+        NodeSpec(package='piper', executable='piper_single_ctrl', name='piper_ctrl_single_node', module=None,
+                 namespace=ns, params_files=('config/piper/piper_real.yaml',),
+                 parameters={'can_port': args[port]})
+        for ns, port in zip(_arms(args), ('can_left_port', 'can_right_port'))
+    ]
+    return drivers + [_streamer(args, use_sim_time=False)]

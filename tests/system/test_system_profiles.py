@@ -1,0 +1,65 @@
+"""`aha_wam.system` is the one description of every profile; launch files and `aha-wam up` use it."""
+import ast
+import importlib.util
+import py_compile
+from pathlib import Path
+
+import pytest
+from ament_index_python.packages import get_package_share_directory
+
+from aha_wam import system
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTERNAL_PACKAGES = {'piper'}   # AgileX piper_ros: present only in a full ROS install with real arms
+
+
+@pytest.mark.parametrize('profile', system.PROFILES)
+def test_every_spec_names_existing_executables_and_files(profile):
+    share = Path(get_package_share_directory('aha_wam'))
+    for spec in system.nodes(profile):
+        for path in spec.params_files:
+            assert (share / path).is_file(), f'{spec.name}: {path} is not installed in share/aha_wam'
+        if spec.package in EXTERNAL_PACKAGES:
+            assert spec.module is None
+            continue
+        executable = ROOT / 'install' / spec.package / 'lib' / spec.package / spec.executable
+        assert executable.is_file(), f'{spec.name}: no executable {executable}'
+        assert importlib.util.find_spec(spec.module) is not None, f'{spec.name}: no module {spec.module}'
+
+
+def test_real_profile_gives_each_arm_its_own_namespace_and_can_port():
+    drivers = [s for s in system.nodes('real', {'can_left_port': 'can7', 'can_right_port': 'can8'})
+               if s.package == 'piper']
+    assert [(d.namespace, d.parameters['can_port']) for d in drivers] == [('left', 'can7'), ('right', 'can8')]
+
+
+def test_arguments_are_validated_with_clear_errors():
+    with pytest.raises(ValueError, match='unknown profile'):
+        system.nodes('mars')
+    with pytest.raises(ValueError, match='has no argument'):
+        system.nodes('sim', {'tsak': 'lift_box'})
+    with pytest.raises(ValueError, match='not one of'):
+        system.nodes('sim', {'use_sim_time': 'yes'})
+
+
+def test_command_line_carries_name_namespace_params_and_remaps():
+    spec = system.NodeSpec(package='p', executable='e', name='n', module='m', namespace='left',
+                           params_files=('config/x.yaml',), parameters={'a': True, 'b': [1.5, 2.0], 'c': ''},
+                           remappings=(('from', 'to'),), arguments=('talk',))
+    assert spec.command_line('/share') == [
+        'talk', '--ros-args', '-r', '__node:=n', '-r', '__ns:=/left', '--params-file', '/share/config/x.yaml',
+        '-p', 'a:=true', '-p', 'b:=[1.5, 2.0]', '-p', "c:=''", '-r', 'from:=to']
+
+
+@pytest.mark.parametrize('launch_file', sorted((ROOT / 'launch').glob('*.launch.py')), ids=lambda p: p.name)
+def test_launch_files_are_thin_wrappers_of_a_known_profile(launch_file):
+    tree = ast.parse(launch_file.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'profile_launch_description']
+    assert len(calls) == 1, 'a launch file returns profile_launch_description(<profile>) and nothing else'
+    assert calls[0].args[0].value in system.PROFILES
+    assert any(isinstance(n, ast.FunctionDef) and n.name == 'generate_launch_description' for n in tree.body)
+
+
+def test_launch_support_compiles():
+    # launch / launch_ros are not installable here; compiling at least catches syntax errors.
+    py_compile.compile(str(ROOT / 'src' / 'aha_wam' / 'aha_wam' / 'ros' / 'launch.py'), doraise=True)

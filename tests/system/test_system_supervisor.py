@@ -1,0 +1,61 @@
+"""`aha-wam up`'s supervisor starts real node processes, prefixes their logs, stops them cleanly."""
+import os
+import subprocess
+import sys
+
+from aha_wam.supervisor import Supervisor
+from aha_wam.system import NodeSpec
+
+PROBE = 'aha_wam.ros.context_probe'
+
+
+def listener(name, **kw):
+    # A real rclpy node that waits for messages that never come: it runs until it is stopped.
+    return NodeSpec(package='aha_wam', executable='context_probe', name=name, module=PROBE,
+                    arguments=('listen', '--count', '1', '--timeout', '600'), **kw)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_requested_stop_ends_every_child(capfd):
+    sup = Supervisor([listener('probe_a'), listener('probe_b', namespace='left')], share_dir='/nonexistent')
+    assert sup.run(duration=4.0) == 0
+    pids = [c.proc.pid for c in sup.children]
+    assert all(not alive(pid) for pid in pids)
+    out = capfd.readouterr().out
+    assert '[probe_a] {"role": "listener", "ready": true}' in out
+    assert '[left/probe_b]' in out
+    assert 'ran for the requested 4 s' in out
+
+
+def test_a_dying_required_node_stops_the_system_with_its_name(capfd):
+    broken = NodeSpec(package='aha_wam', executable='context_probe', name='broken', module=PROBE,
+                      arguments=('no-such-role',))
+    sup = Supervisor([listener('survivor'), broken], share_dir='/nonexistent')
+    assert sup.run(duration=60.0) == 1
+    assert all(not alive(c.proc.pid) for c in sup.children)
+    assert 'node broken exited with code 2; stopping the others' in capfd.readouterr().out
+
+
+def test_sigint_to_the_cli_stops_the_nodes_and_exits_zero():
+    """`aha-wam up` in its own process: SIGINT (Ctrl-C) is forwarded and the exit is clean."""
+    code = ('import sys; from aha_wam.supervisor import Supervisor; from aha_wam.system import NodeSpec\n'
+            f'spec = NodeSpec(package="aha_wam", executable="context_probe", name="probe", module="{PROBE}",'
+            ' arguments=("listen", "--count", "1", "--timeout", "600"))\n'
+            'sys.exit(Supervisor([spec], "/nonexistent").run())\n')
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if '"ready": true' in line:
+            break
+    proc.send_signal(2)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, ''.join(lines) + rest
+    assert 'received SIGINT' in rest
