@@ -1,0 +1,50 @@
+"""Guards that decide whether a predicted chunk may reach the arms; if not, the arms hold position."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# Piper limits (notes/piper.md §6, SDK = URDF), per arm: joint1..joint6 in rad, gripper total opening in m.
+PIPER_LOWER = np.array([-2.618, 0.0, -2.967, -1.745, -1.22, -2.0944, 0.0])
+PIPER_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944, 0.07])
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    nonfinite: bool = False
+    out_of_limits: bool = False
+    detail: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkGuard:
+    """Rejects chunks with NaN/Inf or targets beyond the joint limits (plus a tolerance)."""
+
+    lower: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_LOWER, 2))
+    upper: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_UPPER, 2))
+    tolerance: float = 0.02      # rad (and m): predictions this close outside a limit are clamped, not rejected
+
+    def __post_init__(self):
+        if self.lower.shape != self.upper.shape or np.any(self.lower > self.upper):
+            raise ValueError('ChunkGuard: lower/upper must have the same shape and lower <= upper')
+
+    def check(self, chunk: np.ndarray) -> Verdict:
+        if chunk.ndim != 2 or chunk.shape[1] != self.lower.shape[0]:
+            return Verdict(False, detail=f'chunk shape {chunk.shape} != [H, {self.lower.shape[0]}]')
+        if not np.all(np.isfinite(chunk)):
+            bad = np.argwhere(~np.isfinite(chunk))[0]
+            return Verdict(False, nonfinite=True, detail=f'non-finite action at step {bad[0]}, dim {bad[1]}')
+        below = chunk < self.lower - self.tolerance
+        above = chunk > self.upper + self.tolerance
+        if below.any() or above.any():
+            step, dim = np.argwhere(below | above)[0]
+            return Verdict(False, out_of_limits=True,
+                           detail=f'action dim {dim} = {chunk[step, dim]:.4f} at step {step} outside '
+                                  f'[{self.lower[dim]:.4f}, {self.upper[dim]:.4f}]')
+        return Verdict(True)
+
+    def clamp(self, chunk: np.ndarray) -> np.ndarray:
+        """Clamp an accepted chunk to the exact limits (removes the tolerance overshoot)."""
+        return np.clip(chunk, self.lower, self.upper)
