@@ -274,11 +274,15 @@ class ContextReader:
         pool_size: reusable output buffers per layout (>= 2: one may be held by the caller while reading).
         device: CUDA device for CUDA IPC contexts (default: the ring's device).
         require_same_uid: only trust segments owned by this user.
+        cache_redelivery: return the cached context when the very descriptor last accepted arrives again
+            (transient-local redelivery) instead of copying the slot again. False re-reads every time
+            (stress tests, diagnostics).
     """
 
     def __init__(self, *, max_age_s: float | None = None, expected_layout: ContextLayout | None = None,
                  transports=('shm', 'cuda_ipc', 'inline'), require_checksum: bool = False, pool_size: int = 3,
-                 device=None, require_same_uid: bool = True, clock=time.monotonic):
+                 device=None, require_same_uid: bool = True, cache_redelivery: bool = True,
+                 clock=time.monotonic):
         unknown = set(transports) - set(TRANSPORTS)
         if unknown:
             raise ValueError(f'unknown transports {sorted(unknown)}; use {sorted(TRANSPORTS)}')
@@ -289,6 +293,7 @@ class ContextReader:
         self.pool_size = max(1, int(pool_size))
         self.device = device
         self.require_same_uid = require_same_uid
+        self.cache_redelivery = cache_redelivery
         self._clock = clock
         self._rings: dict[str, ShmRing] = {}
         self._cuda_rings: dict[str, object] = {}
@@ -419,7 +424,7 @@ class ContextReader:
 
     def _read(self, d: ContextDescriptor) -> PlannerContext:
         layout = self._check_common(d)
-        if self._last is not None and _same_refresh(d, self._last_desc):
+        if self.cache_redelivery and self._last is not None and _same_refresh(d, self._last_desc):
             return self._last   # redelivery of the very same descriptor (transient local): idempotent
         if d.transport == TRANSPORT_INLINE:
             kv = self._read_inline(d, layout)
