@@ -1,0 +1,221 @@
+"""Policy checkpoints: a directory that never needs unpickling.
+
+    <dir>/config.yaml         the full AhaWamConfig (load_config-compatible)
+    <dir>/model.safetensors   every tensor of policy.state_dict() (weights and normaliser/encoder buffers)
+    <dir>/normalization.json  the normaliser statistics, mirrored for humans and other tools
+    <dir>/provenance.json     format version, git commit (+ dirty flag), data, steps, time, sha256 of weights
+
+Loading reads YAML with `yaml.safe_load`, JSON and safetensors only. A corrupted weights file (sha256
+mismatch, unreadable header), missing/unexpected tensors, wrong shapes or dtypes, stats that disagree, or a
+config differing from an expected one raise `CheckpointError` (a ValueError) naming the mismatch.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from aha_wam.config import AhaWamConfig, config_from_dict, config_to_dict, dump_config
+from aha_wam.normalize import STAT_NAMES
+
+FORMAT = 'aha_wam.policy'
+FORMAT_VERSION = 1
+CONFIG_FILE = 'config.yaml'
+WEIGHTS_FILE = 'model.safetensors'
+NORM_FILE = 'normalization.json'
+PROVENANCE_FILE = 'provenance.json'
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded as asked; the message names the mismatch."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_revision(path: str | os.PathLike | None = None) -> tuple[str, bool | None]:
+    """(commit, dirty) of the git checkout containing `path` (default: this package); ('unknown', None)."""
+    where = str(path or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(['git', '-C', where, 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(['git', '-C', where, 'status', '--porcelain', '--untracked-files=no'],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown', None
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'wb') as f:
+        f.write(data.encode('utf-8') if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(policy, directory: str | os.PathLike, *, steps: int = 0, data: Any = None,
+                    git_commit: str | None = None, extra: Mapping[str, Any] | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write `policy` (an AhaWamPolicy) to `directory`. `data` describes the training data (path, hash,
+    episodes...), `steps` the optimizer steps taken; both go to provenance.json."""
+    out = Path(directory)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CheckpointError(f'{out} exists and is not empty (pass overwrite=True to replace)')
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to('cpu').contiguous() for k, v in policy.state_dict().items()}
+    cfg_text = dump_config(policy.config)
+    weights_tmp = out / (WEIGHTS_FILE + '.tmp')
+    save_file(state, str(weights_tmp), metadata={'format': FORMAT, 'format_version': str(FORMAT_VERSION)})
+    os.replace(weights_tmp, out / WEIGHTS_FILE)
+    _write_atomic(out / CONFIG_FILE, cfg_text)
+    _write_atomic(out / NORM_FILE, json.dumps(policy.normalizer.stats(), indent=2))
+    commit, dirty = git_revision()
+    provenance = {
+        'format': FORMAT, 'format_version': FORMAT_VERSION,
+        'git_commit': git_commit or commit, 'git_dirty': None if git_commit else dirty,
+        'data': data, 'steps': int(steps),
+        'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'torch_version': torch.__version__,
+        'num_parameters': sum(p.numel() for p in policy.parameters()),
+        'weights_sha256': _sha256(out / WEIGHTS_FILE),
+        'config_sha256': hashlib.sha256(cfg_text.encode('utf-8')).hexdigest(),
+        'extra': dict(extra or {}),
+    }
+    _write_atomic(out / PROVENANCE_FILE, json.dumps(provenance, indent=2, default=str))
+    return out
+
+
+def read_provenance(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / PROVENANCE_FILE
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise CheckpointError(f'{path} is missing: not a policy checkpoint directory') from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f'{path} is not valid JSON: {exc}') from None
+    if data.get('format') != FORMAT:
+        raise CheckpointError(f'{path}: format {data.get("format")!r} is not {FORMAT!r}')
+    if data.get('format_version') != FORMAT_VERSION:
+        raise CheckpointError(f'{path}: format_version {data.get("format_version")!r} is not supported '
+                              f'(this code reads {FORMAT_VERSION})')
+    return data
+
+
+def read_config(directory: str | os.PathLike) -> AhaWamConfig:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise CheckpointError(f'{path} is missing: not a policy checkpoint directory') from None
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f'{path} is not valid YAML: {exc}') from None
+    try:
+        return config_from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f'{path}: {exc}') from None
+
+
+def _config_differences(a: Mapping, b: Mapping, prefix: str = '') -> list[str]:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            diffs += _config_differences(va, vb, f'{prefix}{key}.')
+        elif va != vb:
+            diffs.append(f'{prefix}{key}: checkpoint {va!r} != expected {vb!r}')
+    return diffs
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            meta = f.metadata() or {}
+            if meta.get('format') != FORMAT:
+                raise CheckpointError(f'{path}: metadata format {meta.get("format")!r} is not {FORMAT!r}')
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as exc:   # safetensors raises its own error types for bad headers / truncation
+        raise CheckpointError(f'{path} is not a readable safetensors file ({type(exc).__name__}: {exc})') from None
+
+
+def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device = 'cpu',
+                    expected_config: AhaWamConfig | None = None, verify_hash: bool = True):
+    """-> (AhaWamPolicy in eval mode, provenance dict). Never unpickles."""
+    from aha_wam.policy import AhaWamPolicy   # late import: policy imports the model stack
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise CheckpointError(f'checkpoint directory {root} does not exist')
+    provenance = read_provenance(root)
+    config = read_config(root)
+    if expected_config is not None:
+        diffs = _config_differences(config_to_dict(config), config_to_dict(expected_config))
+        if diffs:
+            raise CheckpointError(f'{root / CONFIG_FILE} differs from the expected config: ' + '; '.join(diffs))
+    weights_path = root / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f'{weights_path} is missing')
+    if verify_hash and provenance.get('weights_sha256'):
+        digest = _sha256(weights_path)
+        if digest != provenance['weights_sha256']:
+            raise CheckpointError(f'{weights_path} sha256 {digest[:12]}... does not match provenance.json '
+                                  f'{provenance["weights_sha256"][:12]}...: the file is corrupted or was replaced')
+    state = _read_weights(weights_path)
+
+    policy = AhaWamPolicy(config)
+    expected = policy.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f'{weights_path} does not match config {config.name!r}: missing tensors '
+                              f'{missing[:8]}{"..." if len(missing) > 8 else ""}, unexpected tensors '
+                              f'{unexpected[:8]}{"..." if len(unexpected) > 8 else ""}')
+    wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+             for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f'{weights_path} shape mismatch with {root / CONFIG_FILE}: ' + '; '.join(wrong[:8]))
+    float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(float_dtypes) == 1:
+        policy.to(float_dtypes.pop())       # keep bf16 checkpoints bf16: the round trip stays bit-exact
+    wrong = [f'{k}: checkpoint {state[k].dtype} vs model {v.dtype}'
+             for k, v in policy.state_dict().items() if state[k].dtype != v.dtype]
+    if wrong:
+        raise CheckpointError(f'{weights_path} dtype mismatch: ' + '; '.join(wrong[:8]))
+    policy.load_state_dict(state, strict=True)
+    _check_norm_stats(root / NORM_FILE, policy)
+    return policy.to(device).eval(), provenance
+
+
+def _check_norm_stats(path: Path, policy) -> None:
+    try:
+        stats = json.loads(path.read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise CheckpointError(f'{path} is missing') from None
+    except ValueError as exc:
+        raise CheckpointError(f'{path} is not valid JSON: {exc}') from None
+    for name in STAT_NAMES:
+        buffer = getattr(policy.normalizer, name).float()
+        if name not in stats:
+            raise CheckpointError(f'{path} lacks {name!r}')
+        value = torch.tensor(stats[name], dtype=torch.float32)
+        if value.shape != buffer.shape or not torch.allclose(value, buffer, rtol=1e-6, atol=1e-7):
+            raise CheckpointError(f'{path} {name} disagrees with the normaliser stored in {WEIGHTS_FILE}')
+
+
+__all__ = ['CheckpointError', 'save_checkpoint', 'load_checkpoint', 'read_provenance', 'read_config',
+           'git_revision']
