@@ -23,7 +23,7 @@ class FlowMatchSchedule:
             raise ValueError(f"weighting must be 'wan' or 'uniform', got {weighting!r}")
         self.shift = float(shift)
         self.train_timesteps = int(train_timesteps)
-        u = torch.linspace(1.0, 0.0, self.train_timesteps + 1, dtype=torch.float64)[:-1]
+        u = torch.linspace(1.0, 0.0, self.train_timesteps + 1, dtype=torch.float64, device="cpu")[:-1]
         self.train_sigmas = shift_sigma(u, self.shift).float()               # (0, 1], descending
         if weighting == 'wan':
             t = self.train_sigmas.double() * 1000.0
@@ -32,7 +32,7 @@ class FlowMatchSchedule:
             y = y - y.min()
             self.train_weights = (y * (n / y.sum())).float()
         else:
-            self.train_weights = torch.ones(self.train_timesteps)
+            self.train_weights = torch.ones(self.train_timesteps, device="cpu")
 
     @classmethod
     def from_config(cls, flow_config) -> 'FlowMatchSchedule':
@@ -54,7 +54,7 @@ class FlowMatchSchedule:
         """[steps + 1] sigmas from 1 to 0 on the shifted grid (Euler steps between neighbours)."""
         if not isinstance(steps, int) or steps <= 0:
             raise ValueError(f'denoise steps must be a positive int, got {steps!r}')
-        u = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        u = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device="cpu")
         return shift_sigma(u, self.shift).float().to(device)
 
     @staticmethod
