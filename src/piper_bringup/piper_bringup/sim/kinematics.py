@@ -147,19 +147,41 @@ def tcp_pose(q, old_firmware: bool = False, tcp_offset: float = TCP_OFFSET):
     return T
 
 
+def _chain_fast(q, old_firmware: bool):
+    """Plain-float modified-DH chain (fast for IK): list of (R 3x3 nested lists, p 3-list) per link."""
+    import math
+    R = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    p = [0.0, 0.0, 0.0]
+    out = []
+    for i, (a, alpha, th_new, th_old, d) in enumerate(DH_TABLE):
+        th = (th_old if old_firmware else th_new) + float(q[i])
+        ca, sa, ct, st = math.cos(alpha), math.sin(alpha), math.cos(th), math.sin(th)
+        # local transform (rotation L, translation t)
+        L = ((ct, -st, 0.0), (st * ca, ct * ca, -sa), (st * sa, ct * sa, ca))
+        t = (a, -sa * d, ca * d)
+        p = [p[r] + R[r][0] * t[0] + R[r][1] * t[1] + R[r][2] * t[2] for r in range(3)]
+        R = [[R[r][0] * L[0][c] + R[r][1] * L[1][c] + R[r][2] * L[2][c] for c in range(3)] for r in range(3)]
+        out.append((R, p))
+    return out
+
+
 def jacobian(q, old_firmware: bool = False, tcp_offset: float = TCP_OFFSET):
     """Geometric Jacobian (6x6: linear; angular) of the TCP point, base frame; also returns the TCP pose."""
-    frames = fk_frames(q, old_firmware)
-    T6 = frames[-1]
-    p = T6[:3, 3] + T6[:3, 2] * tcp_offset
-    J = np.zeros((6, 6))
-    for i, T in enumerate(frames):
-        z = T[:3, 2]
-        J[:3, i] = np.cross(z, p - T[:3, 3])
-        J[3:, i] = z
-    Tt = T6.copy()
-    Tt[:3, 3] = p
-    return J, Tt
+    chain = _chain_fast(q, old_firmware)
+    R6, p6 = chain[-1]
+    pe = [p6[r] + R6[r][2] * tcp_offset for r in range(3)]
+    J = np.empty((6, 6))
+    for i, (R, p) in enumerate(chain):
+        z0, z1, z2 = R[0][2], R[1][2], R[2][2]
+        d0, d1, d2 = pe[0] - p[0], pe[1] - p[1], pe[2] - p[2]
+        J[0, i] = z1 * d2 - z2 * d1
+        J[1, i] = z2 * d0 - z0 * d2
+        J[2, i] = z0 * d1 - z1 * d0
+        J[3, i], J[4, i], J[5, i] = z0, z1, z2
+    T = np.eye(4)
+    T[:3, :3] = R6
+    T[:3, 3] = pe
+    return J, T
 
 
 def rotation_error(R_target, R):
@@ -207,34 +229,37 @@ def ik(target_pos, target_rot=None, q0=None, old_firmware: bool = False, tcp_off
         starts.append(np.array([yaw, 0.8, -1.6, 0.0, 0.8, 0.0]))
     best = None
     w = np.array([1, 1, 1, rot_weight, rot_weight, rot_weight])
-    mid = 0.5 * (JOINT_LOWER + JOINT_UPPER)
+    Rt = None if target_rot is None else np.asarray(target_rot, dtype=float)
+    eye = damping ** 2 * np.eye(6 if Rt is not None else 3)
     for q in starts:
         q = np.clip(q.copy(), JOINT_LOWER, JOINT_UPPER)
-        for _ in range(max_iter):
+        hist = []
+        for it in range(max_iter):
             J, T = jacobian(q, old_firmware, tcp_offset)
             e_p = target_pos - T[:3, 3]
-            if target_rot is not None:
-                e_r = rotation_error(np.asarray(target_rot), T[:3, :3])
+            if Rt is not None:
+                e_r = rotation_error(Rt, T[:3, :3])
                 e = np.concatenate([e_p, e_r]) * w
                 Jw = J * w[:, None]
             else:
                 e_r = np.zeros(3)
                 e = e_p
                 Jw = J[:3]
+            en = float(e @ e)
             if np.linalg.norm(e_p) < pos_tol * 0.2 and np.linalg.norm(e_r) < rot_tol * 0.2:
                 break
-            lam = damping ** 2 + 0.0
-            JJt = Jw @ Jw.T + lam * np.eye(Jw.shape[0])
-            dq = Jw.T @ np.linalg.solve(JJt, e)
-            # tiny pull toward mid-range for the redundant/ill-conditioned directions
-            dq += 1e-3 * (mid - q)
+            hist.append(en)
+            # stagnation (clamped at a limit / unreachable): give up on this start early
+            if it >= 12 and en > 0.9 * hist[-12]:
+                break
+            dq = Jw.T @ np.linalg.solve(Jw @ Jw.T + eye, e)
             step = np.max(np.abs(dq))
             if step > 0.3:
                 dq *= 0.3 / step
             q = np.clip(q + dq, JOINT_LOWER, JOINT_UPPER)
         T = tcp_pose(q, old_firmware, tcp_offset)
         pe = float(np.linalg.norm(target_pos - T[:3, 3]))
-        re = float(np.linalg.norm(rotation_error(target_rot, T[:3, :3]))) if target_rot is not None else 0.0
+        re = float(np.linalg.norm(rotation_error(Rt, T[:3, :3]))) if Rt is not None else 0.0
         res = IKResult(q, pe, re, pe < pos_tol and re < rot_tol)
         if best is None or (res.pos_err + 0.1 * res.rot_err) < (best.pos_err + 0.1 * best.rot_err):
             best = res
