@@ -136,7 +136,8 @@ def read(args) -> int:
         got = reader.read(desc)
         t_done = time.time_ns()
         state['received'] += 1
-        event = {'event': 'read', 'version': int(desc.version), 'frame_id': desc.frame_id,
+        event = {'event': 'read', 'version': int(desc.version), 'session_id': int(desc.session_id),
+                 'frame_id': desc.frame_id,
                  'transport': desc.transport_name, 'ok': bool(got)}
         if got:
             state['accepted'] += 1
