@@ -9,6 +9,7 @@ layer only maps names, topics and messages.
 from __future__ import annotations
 
 import atexit
+import math
 import weakref
 
 import numpy as np
@@ -21,7 +22,7 @@ from .tasks import TaskStatus, make_task
 
 ARMS = ('left', 'right')
 JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6')
-GRIPPER_SPEED = 0.1          # m/s of total opening
+GRIPPER_SPEED = 0.2          # m/s of total opening
 GRIPPER_EFFORT_RANGE = (0.1, 5.0)
 LOWER7 = np.r_[JOINT_LOWER, 0.0]
 UPPER7 = np.r_[JOINT_UPPER, GRIPPER_MAX]
@@ -150,6 +151,8 @@ class BimanualPiperSim:
         self._ref = np.zeros((2, 7))
         self._rate = np.tile(np.r_[np.full(6, JOINT_SPEED_MAX), GRIPPER_SPEED], (2, 1))
         self._enabled = [True, True]
+        self._speed_pct = [100.0, 100.0]
+        self._effort = [None, None]
         self._limit_flags = np.zeros((2, 6), dtype=bool)
         for k in range(2):
             self._apply_enable(k, True)
@@ -185,16 +188,26 @@ class BimanualPiperSim:
         steps_per_mon = max(1, int(round(MONITOR_PERIOD / dt)))
         while remaining > 0:
             chunk = min(remaining, steps_per_mon)
-            moving = not np.array_equal(self._ref, self._target)
-            if moving:
-                for i in range(chunk):
-                    delta = np.clip(self._target - self._ref, -self._rate * dt, self._rate * dt)
-                    self._ref += delta
-                    self._write_ctrl()
-                    if not delta.any():   # targets reached: finish the chunk in one C call
-                        mujoco.mj_step(m, d, chunk - i)
-                        break
+            diff = self._target - self._ref
+            if diff.any():
+                # MOVE J interpolation for the whole chunk at once: the commanded position moves toward the
+                # target at the per-joint rate, then servos track it (one ctrl row per physics step)
+                k = np.arange(1, chunk + 1, dtype=float)[:, None, None] * (self._rate * dt)
+                refs = self._ref + np.clip(diff, -k, k)                   # (chunk, 2, 7)
+                rows = np.empty((chunk, m.nu))
+                rows[:] = d.ctrl
+                for a in range(2):
+                    if self._enabled[a]:
+                        rows[:, self._act[a, :6]] = refs[:, a, :6]
+                        rows[:, self._act[a, 6]] = rows[:, self._act[a, 7]] = 0.5 * refs[:, a, 6]
+                self._ref = refs[-1].copy()
+                done = np.flatnonzero(np.all(refs == self._target, axis=(1, 2)))
+                last = int(done[0]) + 1 if done.size else chunk
+                for i in range(last):
+                    d.ctrl[:] = rows[i]
                     mujoco.mj_step(m, d)
+                if last < chunk:
+                    mujoco.mj_step(m, d, chunk - last)
             else:
                 mujoco.mj_step(m, d, chunk)
             remaining -= chunk
@@ -221,22 +234,25 @@ class BimanualPiperSim:
         limit check is still reported). Fewer than 7 values keep the remaining targets."""
         k = _arm_index(arm)
         q = np.asarray(q, dtype=float).ravel()
-        if q.size not in (6, 7):
-            raise ValueError(f'command for {arm}: expected 6 or 7 values, got {q.size}')
-        if not np.all(np.isfinite(q)):
-            raise ValueError(f'command for {arm}: non-finite target {q}')
         n = q.size
-        clamped = np.clip(q, LOWER7[:n], UPPER7[:n])
-        over = np.abs(clamped - q) > 1e-9
-        self._limit_flags[k] = over[:6] if n >= 6 else False
+        if n not in (6, 7):
+            raise ValueError(f'command for {arm}: expected 6 or 7 values, got {n}')
+        if not np.isfinite(q).all():
+            raise ValueError(f'command for {arm}: non-finite target {q}')
+        clamped = np.minimum(np.maximum(q, LOWER7[:n]), UPPER7[:n])
+        over = clamped != q
+        ok = not over.any()
+        self._limit_flags[k] = over[:6]
         if not self._enabled[k]:
-            return not over.any()
+            return ok
         self._target[k, :n] = clamped
-        pct = float(np.clip(speed_pct if np.isfinite(speed_pct) else 100.0, 1.0, 100.0))
-        self._rate[k, :6] = JOINT_SPEED_MAX * pct / 100.0
-        if n == 7:
+        pct = 100.0 if not math.isfinite(speed_pct) else min(100.0, max(1.0, float(speed_pct)))
+        if pct != self._speed_pct[k]:
+            self._speed_pct[k] = pct
+            self._rate[k, :6] = JOINT_SPEED_MAX * pct / 100.0
+        if n == 7 and gripper_effort != self._effort[k]:
             self.set_gripper_effort(arm, gripper_effort)
-        return not over.any()
+        return ok
 
     def limit_flags(self, arm: str) -> np.ndarray:
         """Per-joint 'angle over limit' flags of the last command (PiperStatusMsg joint_i_angle_limit)."""
@@ -245,6 +261,7 @@ class BimanualPiperSim:
     def set_gripper_effort(self, arm: str, effort: float) -> None:
         """Gripper effort (N·m in the SDK); here the finger force limit = 10 N per unit effort."""
         k = _arm_index(arm)
+        self._effort[k] = effort
         e = float(np.clip(effort if np.isfinite(effort) else 1.0, *GRIPPER_EFFORT_RANGE))
         f = mjcf.FINGER_FORCE_PER_EFFORT * e
         for a in self._act[k, 6:]:

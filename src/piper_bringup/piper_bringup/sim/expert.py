@@ -26,9 +26,9 @@ from . import kinematics as kin
 
 ARMS = ('left', 'right')
 WAYPOINT_DT = 0.05           # s between plan waypoints inside a segment
-JOINT_SPEED = 1.2            # rad/s peak joint speed used for timing (firmware cap 3 rad/s)
+JOINT_SPEED = 1.8            # rad/s peak joint speed used for timing (firmware cap 3 rad/s)
 CART_SPEED = 0.12            # m/s for straight-line TCP segments
-GRIPPER_RATE = 0.08          # m/s of opening (the simulated gripper moves at 0.1 m/s)
+GRIPPER_RATE = 0.15          # m/s of opening (the simulated gripper moves at up to 0.2 m/s)
 OPEN = 0.07
 HOME = np.zeros(7)
 
@@ -347,7 +347,7 @@ class Expert:
 
 class LiftBoxExpert(Expert):
     task = 'lift_box'
-    GRASP_OFFSET = 0.115     # grasp points from the box centre along its long axis
+    GRASP_OFFSETS = (0.115, 0.10, 0.125, 0.085)   # grasp points from the box centre along its long axis
     GRASP_Z = 0.035          # TCP height at the grasp (box 5 cm tall)
     LIFT = 0.095
 
@@ -365,10 +365,19 @@ class LiftBoxExpert(Expert):
         short = np.array([R[0, 0], R[1, 0], 0.0])
         plans = {}
         for arm, sgn in (('left', 1.0), ('right', -1.0)):
-            end = p + sgn * self.GRASP_OFFSET * u
-            center = np.array([end[0], end[1], self.GRASP_Z])
-            plans[arm] = self._search_grasp(arm, center, [short, -short], depth=0.0, tilts_deg=(40, 30, 50, 60, 20),
-                                            lift=self.LIFT, pre=0.05, tilt_toward=-sgn * u[:2], pre_vertical=True)
+            err = None
+            for off in self.GRASP_OFFSETS:     # slide the grasp along the box if the first point is out of reach
+                end = p + sgn * off * u
+                center = np.array([end[0], end[1], self.GRASP_Z])
+                try:
+                    plans[arm] = self._search_grasp(arm, center, [short, -short], depth=0.0,
+                                                    tilts_deg=(40, 30, 50, 60, 20), lift=self.LIFT, pre=0.05,
+                                                    tilt_toward=-sgn * u[:2], pre_vertical=True)
+                    break
+                except PlanningError as e:
+                    err = e
+            else:
+                raise err
         self.mem['grasp'] = plans
         b = PlanBuilder(state['q'])
         b.move({a: np.r_[plans[a]['q_pre'], OPEN] for a in ARMS})
@@ -402,13 +411,13 @@ class LiftBoxExpert(Expert):
 
 
 class PickExpertMixin:
-    def _pick(self, state, arm, obj, size, depth, lift=0.08, tilts=(0, 15, 30, 45)):
+    def _pick(self, state, arm, obj, size, depth, lift=0.08, tilts=(0, 15, 30, 45), others=None):
         p, q = state['objects'][obj]
         normals = box_face_normals(q)
         g = self._search_grasp(arm, np.asarray(p), normals, depth=depth, tilts_deg=tilts, lift=lift,
                                q_seed=None)
         b = PlanBuilder(state['q'])
-        b.move({arm: np.r_[g['q_pre'], OPEN]})
+        b.move({arm: np.r_[g['q_pre'], OPEN], **(others or {})})
         b.path({arm: _with_grip(g['down'], OPEN)}, duration=0.8)
         b.gripper({arm: 0.0}, dwell=0.3)
         b.path({arm: _with_grip(g['up'], 0.0)}, duration=0.9)
@@ -430,8 +439,8 @@ class HandoverCubeExpert(Expert, PickExpertMixin):
         return None, 'pick'
 
     def _plan_pick(self, state):
-        b, g = self._pick(state, 'left', 'cube', self.SIZE, depth=self.DEPTH, lift=0.08)
-        b.move({'right': np.r_[0.0, 0.6, -0.6, 0.0, 0.0, 0.0, OPEN]}, min_duration=0.3)
+        b, g = self._pick(state, 'left', 'cube', self.SIZE, depth=self.DEPTH, lift=0.08,
+                          others={'right': np.r_[0.0, 0.6, -0.6, 0.0, 0.0, 0.0, OPEN]})
         return b.build('pick'), 'to_handover'
 
     def _plan_to_handover(self, state):
