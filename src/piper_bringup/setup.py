@@ -1,5 +1,10 @@
 """ament_python package `piper_bringup`."""
+import os
+from glob import glob
+
 from setuptools import find_packages, setup
+
+os.chdir(os.path.dirname(os.path.abspath(__file__)))  # relative globs wherever colcon runs us from
 
 PACKAGE = 'piper_bringup'
 
@@ -9,7 +14,8 @@ setup(
     packages=find_packages(exclude=['test', 'test.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
-        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE, ['package.xml', 'README.md']),
+        ('share/' + PACKAGE + '/launch', sorted(glob('launch/*.launch.py'))),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -17,5 +23,8 @@ setup(
     maintainer_email='aha-wam@example.org',
     description='Bimanual AgileX Piper bringup: MuJoCo simulator with the piper_ros interface, trajectory streamer, scripted expert, real-arm launch.',
     license='Apache-2.0',
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'piper_sim = piper_bringup.piper_sim:main',
+        'trajectory_streamer = piper_bringup.trajectory_streamer:main',
+    ]},
 )
