@@ -82,7 +82,9 @@ def run_case(layout: str, transport: str, count: int, period: float, env: dict, 
     topic = f'/bench/{prefix}/{transport}/context'
     reader = _Proc(['read', '--count', str(count + WARMUP), '--verify', '--quiet', '--layout', layout,
                     '--timeout', str(60 + count * period * 4), '--topic', topic], env)
-    writer = _Proc(['write', '--transport', transport, '--layout', layout, '--count', str(count + WARMUP + 5),
+    # The writer offers twice as many contexts as the reader needs: with KEEP_LAST 1 a descriptor that
+    # arrives while the reader is still verifying the previous one may be superseded (as in the real system).
+    writer = _Proc(['write', '--transport', transport, '--layout', layout, '--count', str(2 * (count + WARMUP) + 5),
                     '--period', str(period), '--prefix', prefix, '--topic', topic, '--linger', '60'], env)
     try:
         summary = reader.wait_event('summary', timeout=120 + count * period * 4)

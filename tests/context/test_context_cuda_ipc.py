@@ -102,3 +102,12 @@ def test_cuda_ipc_over_dds_with_stub_processes(cuda_device, shm_prefix):
         writer.stop()
         reader.stop()
     assert segments_with(shm_prefix) == []
+
+
+def test_shm_transport_accepts_a_cuda_context(cuda_device, shm_prefix):
+    """GPU planner on the shm transport: one device->host copy straight into the slot."""
+    kv = torch.randn(LAYOUT.shape, device=cuda_device).to(torch.bfloat16)
+    from aha_wam.context import PlannerContext
+    with ContextWriter(LAYOUT, 'planner', prefix=shm_prefix, checksum='sampled') as w:
+        got = ContextReader().read(w.publish(PlannerContext(kv=kv, layout=LAYOUT, frame_index=0)))
+        assert got and torch.equal(got.kv.view(torch.int16), kv.cpu().view(torch.int16))

@@ -178,12 +178,19 @@ class ContextWriter:
                 desc.checksum = integrity.crc32_full(payload)
             else:
                 slot = self._count % self.num_slots
-                if self.transport == 'shm':
+                if self.transport == 'shm' and context.kv.device.type == 'cpu':
                     src = tensor_bytes(context.kv)
                     # Checksum the source before the slot goes busy: keeps the odd (busy) window short.
                     checksum = integrity.compute(self.checksum_type, src)
                     self._ring.write_begin(slot)
                     np.copyto(self._ring.payload(slot), src)
+                elif self.transport == 'shm':
+                    # Device tensor (GPU planner, shm transport): one device->host copy straight into the
+                    # slot instead of .cpu() + memcpy; the checksum is then taken over the slot itself.
+                    dst = self._ring.payload(slot)
+                    self._ring.write_begin(slot)
+                    torch.from_numpy(dst).copy_(context.kv.detach().contiguous().view(torch.uint8).reshape(-1))
+                    checksum = integrity.compute(self.checksum_type, dst)
                 else:
                     checksum = 0
                     self._ring.write_begin(slot)

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Planner prefill and executor act latency of AhaWamPolicy; prints one JSON document.
+
+    python bench/model_latency.py                      # tiny + small on CPU (2 threads), 1/4/10 steps
+    python bench/model_latency.py --configs small --repeats 50 --threads 2
+    python bench/model_latency.py --configs paper      # bf16 on CUDA (skipped without a GPU)
+
+Weights are random (latency does not depend on them). Prefill is timed in steady state, with the rolling
+memory full. `act` includes `prepare` (image encoding, OVCR, context/cross K/V) plus the denoise loop, i.e.
+what one executor update costs. `extra_step_ms` = (act@10 - act@1) / 9 is the marginal cost of one more
+denoise step; `extra_step_over_first` divides it by act@1 (target <= 0.6 thanks to hoisting). Medians and
+p95 over `--repeats` runs; on a shared machine the numbers are noisy, compare medians.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'aha_wam'))
+
+from aha_wam.config import get_config  # noqa: E402
+from aha_wam.policy import AhaWamPolicy  # noqa: E402
+
+TARGETS = {'small_act_4_steps_median_ms_max': 40.0, 'extra_step_over_first_max': 0.6}
+
+
+def _summary(samples_s: list[float]) -> dict:
+    ms = sorted(s * 1e3 for s in samples_s)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    return {'median': round(statistics.median(ms), 3), 'p95': round(p95, 3), 'n': len(ms)}
+
+
+def _time(fn, repeats: int, warmup: int, sync) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_config(name: str, steps_list: list[int], repeats: int, warmup: int, device: torch.device,
+                 dtype: torch.dtype) -> dict:
+    cfg = get_config(name)
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)        # build directly in the target dtype (paper: 7 B params)
+    try:
+        with torch.device(device):
+            policy = AhaWamPolicy(cfg).eval()
+    finally:
+        torch.set_default_dtype(previous)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    enc = cfg.encoder
+    image = torch.randint(0, 256, (enc.image_height, enc.image_width, 3), dtype=torch.uint8)
+    proprio = torch.zeros(cfg.executor.action_dim)
+    if policy.task_table is not None:
+        policy.reset(task=0)
+    else:
+        policy.reset(task=torch.zeros(cfg.task.text_tokens, cfg.task.text_dim))
+    step = [0]
+
+    def prefill():
+        step[0] += 2 * cfg.executor.chunk_size      # refresh every 2 chunks, as AHA-WAM's eval loop
+        return policy.prefill({'image': image, 'step': step[0]})
+
+    for _ in range(cfg.memory.max_entries):
+        prefill()                                  # steady state: memory full
+    result = {
+        'params': sum(p.numel() for p in policy.parameters()),
+        'tokens_per_frame': cfg.tokens_per_frame,
+        'memory_entries': len(policy.planner.memory),
+        'prefill_ms': _summary(_time(prefill, repeats, warmup, sync)),
+    }
+    context = prefill()
+    with torch.no_grad():
+        result['prepare_ms'] = _summary(_time(lambda: policy.prepare(context, image, proprio, 5), repeats, warmup,
+                                              sync))
+        act = {}
+        for steps in steps_list:
+            act[str(steps)] = _summary(_time(lambda: policy.act(context, image, proprio, offset=5, steps=steps),
+                                             repeats, warmup, sync))
+    result['act_ms'] = act
+    if '1' in act and '10' in act:
+        extra = (act['10']['median'] - act['1']['median']) / 9.0
+        result['extra_step_ms'] = round(extra, 3)
+        result['extra_step_over_first'] = round(extra / act['1']['median'], 3)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--configs', nargs='+', default=None,
+                        help='model configs (default: tiny small, plus paper when CUDA is available)')
+    parser.add_argument('--steps', nargs='+', type=int, default=[1, 4, 10])
+    parser.add_argument('--repeats', type=int, default=30)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=2, help='torch intra-op threads on CPU')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cuda = torch.cuda.is_available()
+    configs = args.configs or (['tiny', 'small'] + (['paper'] if cuda else []))
+    report = {
+        'bench': 'model_latency', 'torch': torch.__version__, 'cpu_threads': args.threads,
+        'machine': platform.machine(), 'cpu_count': os.cpu_count(), 'cuda': cuda,
+        'targets': TARGETS, 'note': 'medians/p95 in ms; act includes prepare; shared machines make these noisy',
+        'results': {},
+    }
+    for name in configs:
+        if name == 'paper' and not cuda:
+            report['results'][name] = {'skipped': 'paper runs in bf16 on CUDA only; no GPU here'}
+            continue
+        device = torch.device('cuda') if name == 'paper' else torch.device('cpu')
+        dtype = torch.bfloat16 if name == 'paper' else torch.float32
+        entry = bench_config(name, args.steps, args.repeats, args.warmup, device, dtype)
+        entry.update({'device': device.type, 'dtype': str(dtype).replace('torch.', '')})
+        report['results'][name] = entry
+    small = report['results'].get('small', {})
+    if 'act_ms' in small and '4' in small['act_ms']:
+        report['small_meets_targets'] = (
+            small['act_ms']['4']['median'] <= TARGETS['small_act_4_steps_median_ms_max']
+            and small.get('extra_step_over_first', 0.0) <= TARGETS['extra_step_over_first_max'])
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
