@@ -8,6 +8,8 @@ namespace; ``arms: ['']`` serves a single arm in the node's own namespace):
   semantics, see ``piper_bringup.trajectory``; malformed ones are rejected with a warning);
 * subscribes ``<arm>/joint_states_single`` (sensor_msgs/JointState; best effort, depth 1) to hold the
   measured position at startup and to resync the hold while idle;
+* service ``~/hold_measured`` (std_srvs/Trigger): drop all trajectories and hold the first measured
+  state stamped after the call (piper_sim calls it after ``sim/reset``);
 * publishes ``<arm>/joint_ctrl_single`` (sensor_msgs/JointState, names joint1..joint6, gripper;
   position 7 = rad x6 + total gripper opening m; velocity 7 = zeros + speed percent at index 6; effort
   7 = zeros + gripper effort N·m at index 6; header stamp = tick time on the ROS clock). Nothing is
@@ -25,6 +27,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .piper_interface import JOINT_NAMES, LOWER7, MAX_VELOCITY7, UPPER7
@@ -47,6 +50,7 @@ class _Arm:
         self.measured: np.ndarray | None = None
         self.measured_at = 0.0          # monotonic time of the last joint state
         self.deviating_since: float | None = None
+        self.hold_after: float | None = None   # hold_measured: re-init from the first state stamped after this
         self.msg = JointState()
         self.msg.name = list(JOINT_NAMES)
         self.pub = None
@@ -106,6 +110,7 @@ class TrajectoryStreamer(Node):
             self.create_subscription(JointState, _topic(arm, 'joint_states_single'),
                                      lambda msg, a=a: self._on_state(a, msg), QOS_STATE)
             self.arms[arm] = a
+        self.create_service(Trigger, '~/hold_measured', self._on_hold_measured)
         self._loop = DeadlineLoop(1.0 / rate, self._tick, name='streamer').start()
         self.get_logger().info(f'streaming {list(arms)} at {rate:g} Hz')
 
@@ -120,7 +125,13 @@ class TrajectoryStreamer(Node):
         with self._lock:
             a.measured = q
             a.measured_at = time.monotonic()
-            if not a.streamer.initialized:
+            if a.hold_after is not None:
+                st = stamp_to_sec(msg.header.stamp)
+                if st == 0.0 or st >= a.hold_after:
+                    a.hold_after = None
+                    a.streamer.set_measured(q)
+                    self.get_logger().info(f'{a.name}: hold_measured: holding {np.round(q, 4).tolist()}')
+            elif not a.streamer.initialized:
                 a.streamer.set_measured(q)
                 self.get_logger().info(f'{a.name}: holding measured position {np.round(q, 4).tolist()}')
 
@@ -142,6 +153,15 @@ class TrajectoryStreamer(Node):
                 'the command is rate-limited and will lag', throttle_duration_sec=2.0)
         self.get_logger().debug(f'{a.name}: accepted {len(points)} points, start {start:.3f}, '
                                 f'duration {traj.duration:.3f} s')
+
+    def _on_hold_measured(self, req, resp):
+        now = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            for a in self.arms.values():
+                a.hold_after = now
+        resp.success = True
+        resp.message = f'dropping trajectories; holding the first joint state stamped after {now:.3f}'
+        return resp
 
     # --- deadline loop (one thread, all arms) ---------------------------------------------------------
     def _tick(self):
