@@ -68,14 +68,15 @@ QOS_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, histor
 
 
 class _Due:
-    """Decimates a stream to ``rate`` Hz inside the faster loop (absolute schedule, no drift)."""
+    """Decimates a stream to ``rate`` Hz inside the faster loop, on the loop's scheduled tick times
+    (absolute schedule, no drift; a stream at the loop rate is due on every tick)."""
 
     def __init__(self, rate: float):
         self.period = 1.0 / rate if rate > 0 else math.inf
         self.next = 0.0
 
     def __call__(self, now: float) -> bool:
-        if now + 1e-4 < self.next:          # 0.1 ms slack: a tick a hair early still counts
+        if now + 1e-6 < self.next:
             return False
         self.next = self.next + self.period if now - self.next < self.period else now + self.period
         return True
@@ -352,6 +353,7 @@ class PiperSim(Node):
 
     def _tick(self):
         mono = time.monotonic()
+        sched = self._loop.deadline if hasattr(self, '_loop') else mono
         if self._pending_reset is not None:
             self._do_reset()
         sim = self.sim
@@ -374,13 +376,13 @@ class PiperSim(Node):
             self.pub_clock.publish(self._clock_msg)
         else:
             t = self.get_clock().now().nanoseconds * 1e-9
-        if self._due_js(mono):
+        if self._due_js(sched):
             self._publish_joint_states(t)
-        if self._due_status(mono):
+        if self._due_status(sched):
             self._publish_status(t)
-        if self._due_cam(mono):
+        if self._due_cam(sched):
             self._publish_camera(t)
-        if self._due_task(mono):
+        if self._due_task(sched):
             self._publish_task_status()
 
     def _publish_joint_states(self, t):

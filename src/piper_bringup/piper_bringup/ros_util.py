@@ -47,6 +47,7 @@ class DeadlineLoop:
         self.ticks = 0
         self.skipped = 0
         self._last_error = -1e9
+        self.deadline = 0.0       # scheduled (not actual) monotonic time of the tick being run
 
     def start(self):
         self._thread.start()
@@ -69,6 +70,7 @@ class DeadlineLoop:
                 self._stop.wait(next_t - now)
                 if self._stop.is_set():
                     break
+            self.deadline = next_t
             try:
                 self.fn()
             except Exception:  # never let one bad tick kill the loop; stop quietly on shutdown
