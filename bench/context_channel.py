@@ -99,6 +99,41 @@ def run_case(layout: str, transport: str, count: int, period: float, env: dict, 
             'rejections': summary['rejections'], 'received': summary['received']}
 
 
+def in_process_components(layout_text: str, prefix: str, n: int = 20) -> dict:
+    """Writer.publish and Reader.read timed in ONE process (no DDS): the copy+checksum floor of the shm
+    path under the same machine load, to read the cross-process numbers against."""
+    import torch
+    from aha_wam.context import ContextReader, ContextWriter, PlannerContext
+    from aha_wam.ros.context_stub import parse_layout
+    layout = parse_layout(layout_text)
+    kv = torch.from_numpy(__import__('numpy').random.default_rng(0).integers(0, 256, layout.nbytes, dtype='uint8')) \
+        .view(layout.torch_dtype).reshape(layout.shape)
+    pub, rd, com = [], [], []
+    with ContextWriter(layout, 'inproc', prefix=prefix) as w, ContextReader() as r:
+        r.prepare(layout)
+        for _ in range(n + WARMUP):
+            t0 = time.perf_counter()
+            d = w.publish(PlannerContext(kv=kv, layout=layout, frame_index=0))
+            t1 = time.perf_counter()
+            assert r.read(d)
+            t2 = time.perf_counter()
+            pub.append(1e3 * (t1 - t0))
+            rd.append(1e3 * (t2 - t1))
+            time.sleep(0.02)
+        for _ in range(n + WARMUP):                   # zero-copy path: the planner writes into the slot
+            out = w.reserve()
+            out.copy_(kv)                             # stands in for the model writing its output
+            t0 = time.perf_counter()
+            d = w.commit(frame_index=0)
+            com.append(1e3 * (time.perf_counter() - t0))
+            del out
+            assert r.read(d)
+            time.sleep(0.02)
+    return {'commit_after_reserve_median_ms': round(statistics.median(com[WARMUP:]), 3),'publish_median_ms': round(statistics.median(pub[WARMUP:]), 3),
+            'read_median_ms': round(statistics.median(rd[WARMUP:]), 3),
+            'checksum': {0: 'none', 1: 'crc32', 2: 'crc32_sampled'}[d.checksum_type]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--configs', default='paper,small', help='comma list of: paper, small')
@@ -125,6 +160,7 @@ def main(argv=None) -> int:
                           0.1 if small else args.period_inline, env, prefix)
         ratio = (inline['median_ms'] / shm['median_ms']) if shm['median_ms'] and inline['median_ms'] else None
         results[name] = {'layout': layout, 'nbytes': _nbytes(layout), 'shm': shm, 'inline_dds': inline,
+                         'shm_in_process_components': in_process_components(layout, prefix),
                          'inline_over_shm_median_ratio': round(ratio, 2) if ratio else None}
     leftovers = [n for n in os.listdir('/dev/shm') if n.startswith(prefix)]
     out = {'bench': 'context_channel', 'metric': 'publish -> usable-in-reader latency, ms (separate processes, DDS)',

@@ -382,3 +382,24 @@ def test_descriptor_dataclass_has_every_message_field():
             names.add(line[1])
     assert names - {'header'} <= fields, names - fields
     assert sys.modules.get('rclpy') is None or True   # importing the context package needs no ROS
+
+
+def test_zero_copy_reserve_and_commit(writer):
+    ctx = make_ctx(SMALL, 4)
+    r = ContextReader()
+    first = writer.publish(make_ctx(SMALL, 1))
+    out = writer.reserve()
+    assert out.shape == SMALL.shape and out.dtype == SMALL.torch_dtype
+    with pytest.raises(RuntimeError):
+        writer.publish(ctx)                        # one writer action at a time
+    out.copy_(ctx.kv)
+    busy = dataclasses.replace(first, slot=1, version=2, slot_sequence=2)
+    assert r.read(busy).reason == 'slot_busy'      # reserved slot is not readable before commit
+    d = writer.commit(frame_index=9, memory_entries=2, stamp_ns=5)
+    got = r.read(d)
+    assert got and same_bits(got.kv, ctx.kv) and (got.version, got.frame_index, got.memory_entries) == (2, 9, 2)
+    assert r.read(first).reason == 'stale_version'
+    with pytest.raises(RuntimeError):
+        writer.commit(frame_index=0)
+    with pytest.raises(ValueError):
+        ContextWriter(SMALL, transport='inline').reserve()

@@ -126,6 +126,7 @@ class ContextWriter:
                             video_horizon=int(video_horizon), control_period=float(control_period))
         self.frame_id = frame_id
         self._count = 0
+        self._reserved: int | None = None
         self._lock = threading.Lock()   # publish may be called from a worker thread while close() runs
         self._ring: ShmRing | None = None
         self._cuda = None
@@ -161,6 +162,8 @@ class ContextWriter:
         with self._lock:
             if self._ring is None and self.transport != 'inline':
                 raise RuntimeError('ContextWriter is closed')
+            if self._reserved is not None:
+                raise RuntimeError('a slot is reserved: commit() or abort() it before publish()')
             version = int(context.version) if context.version else self.version + 1
             if version <= self.version:
                 raise ValueError(f'context version {version} is not newer than {self.version}')
@@ -202,6 +205,54 @@ class ContextWriter:
             self._count += 1
             self.version = version
             return desc
+
+    # ------------------------------------------------------------------------------ zero-copy publish
+    def reserve(self) -> torch.Tensor:
+        """Zero-copy alternative to `publish` (shm transport): the next slot as a writable [L, 2, T, H*D]
+        tensor in shared memory. Write the context into it (e.g. `torch.stack(per_layer_kv, out=...)`, or a
+        device->host `copy_`), then call `commit`. The slot is marked busy (seq odd) until then, so readers
+        reject it; they keep using the other slots. Do not touch the tensor after `commit`.
+        """
+        if self.transport != 'shm':
+            raise ValueError(f'reserve/commit needs the shm transport, this writer uses {self.transport}')
+        with self._lock:
+            if self._ring is None:
+                raise RuntimeError('ContextWriter is closed')
+            if self._reserved is not None:
+                raise RuntimeError('a slot is already reserved: commit() or abort() it first')
+            slot = self._count % self.num_slots
+            self._ring.write_begin(slot)
+            self._reserved = slot
+            return torch.from_numpy(self._ring.payload(slot)).view(self.layout.torch_dtype).reshape(self.layout.shape)
+
+    def commit(self, frame_index: int, memory_entries: int = 0, stamp_ns: int = 0,
+               version: int = 0) -> ContextDescriptor:
+        """Publish the reserved slot (checksum taken over the slot now) and return its descriptor."""
+        with self._lock:
+            if self._reserved is None or self._ring is None:
+                raise RuntimeError('commit() without reserve()')
+            slot, self._reserved = self._reserved, None
+            version = int(version) if version else self.version + 1
+            if version <= self.version:
+                self._ring.write_begin(slot)   # leave the slot busy (odd): its content is not a valid version
+                raise ValueError(f'context version {version} is not newer than {self.version}')
+            checksum = integrity.compute(self.checksum_type, self._ring.payload(slot))
+            desc = ContextDescriptor(
+                session_id=self.session_id, version=version, transport=TRANSPORT_SHM, segment_name=self.segment_name,
+                num_slots=self.num_slots, slot=slot, memory_entries=int(memory_entries), frame_index=int(frame_index),
+                stamp_ns=int(stamp_ns), frame_id=self.frame_id, checksum_type=self.checksum_type, checksum=checksum,
+                **self._timing)
+            desc.set_layout(self.layout)
+            desc.slot_sequence = self._ring.write_end(slot, version, self.checksum_type, checksum, desc.stamp_ns,
+                                                      desc.frame_index, desc.memory_entries)
+            self._count += 1
+            self.version = version
+            return desc
+
+    def abort(self) -> None:
+        """Give up a reservation: the slot stays busy (odd) until it is written again; nothing is published."""
+        with self._lock:
+            self._reserved = None
 
     def close(self) -> None:
         """Unlink the segment (clean shutdown). Idempotent."""
