@@ -1,0 +1,62 @@
+"""Launch files cannot run here (no launch/launch_ros wheels): check them statically, plus the
+package metadata that ros2 launch / ros2 run rely on."""
+import ast
+import configparser
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / 'src' / 'piper_bringup'
+LAUNCH = sorted((PKG / 'launch').glob('*.launch.py'))
+
+
+def strings(tree):
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+@pytest.mark.parametrize('path', LAUNCH, ids=lambda p: p.name)
+def test_launch_file_parses_and_defines_entry(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    compile(tree, str(path), 'exec')
+    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_launch_description' in funcs
+
+
+def test_real_arms_launch_topology():
+    tree = ast.parse((PKG / 'launch' / 'real_arms.launch.py').read_text())
+    s = strings(tree)
+    assert {'piper', 'piper_single_ctrl', 'can_left_port', 'can_right_port', 'left', 'right', 'can_port',
+            'auto_enable', 'gripper_val_mutiple', 'piper_bringup', 'trajectory_streamer'} <= s
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    ns_calls = [c for c in calls if getattr(c.func, 'id', '') == 'PushROSNamespace']
+    assert ns_calls, 'each arm must be pushed into its own namespace (own enable_flag / enable_srv)'
+    arm_calls = [c for c in calls if getattr(c.func, 'id', '') == '_arm']
+    assert sorted(ast.literal_eval(c.args[0]) for c in arm_calls) == ['left', 'right']
+    assert sorted(ast.literal_eval(c.args[1]) for c in arm_calls) == ['can_left_port', 'can_right_port']
+
+
+def test_entry_points_and_data_files():
+    setup_src = (PKG / 'setup.py').read_text()
+    assert "'piper_sim = piper_bringup.piper_sim:main'" in setup_src
+    assert "'trajectory_streamer = piper_bringup.trajectory_streamer:main'" in setup_src
+    assert "launch/*.launch.py" in setup_src
+    cfg = configparser.ConfigParser()
+    cfg.read(PKG / 'setup.cfg')
+    assert cfg['install']['install_scripts'].endswith('lib/piper_bringup')
+    assert '<exec_depend>piper_msgs</exec_depend>' in (PKG / 'package.xml').read_text()
+
+
+@pytest.mark.parametrize('name,node', [('piper_sim.yaml', 'piper_sim'),
+                                       ('trajectory_streamer.yaml', 'trajectory_streamer')])
+def test_param_files_match_declared_parameters(name, node):
+    """Every parameter in config/piper/<node>.yaml is one the node declares (a typo would be ignored)."""
+    data = yaml.safe_load((ROOT / 'config' / 'piper' / name).read_text())
+    assert set(data) == {'/**', node}
+    params = set(data[node]['ros__parameters'])
+    src = (PKG / 'piper_bringup' / f'{node}.py').read_text()
+    declared = {n.args[1].value for n in ast.walk(ast.parse(src))
+                if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'declare'}
+    assert params <= declared, params - declared
+    assert declared <= params, f'undocumented parameters: {declared - params}'
