@@ -5,7 +5,6 @@ import dataclasses
 import os
 import signal
 import stat
-import sys
 import textwrap
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from _context_support import segments_with, shm_prefix  # noqa: F401  (fixture)
-from _support import spawn_python, wait_for
+from _support import spawn_python
 
 from aha_wam.context import (REJECTION_REASONS, ContextDescriptor, ContextLayout, ContextReader, ContextWriter,
                              PlannerContext, Rejection, RingError, SegmentBusy, ShmRing, segment_name,
@@ -381,7 +380,15 @@ def test_descriptor_dataclass_has_every_message_field():
         if len(line) >= 2 and '=' not in line[1] and not line[1][0].isupper():
             names.add(line[1])
     assert names - {'header'} <= fields, names - fields
-    assert sys.modules.get('rclpy') is None or True   # importing the context package needs no ROS
+
+
+def test_context_package_never_imports_ros():
+    code = ('import sys, aha_wam.context, aha_wam.context.channel, aha_wam.context.cuda_ipc; '
+            'bad = [m for m in sys.modules if m.startswith(("rclpy", "aha_wam_msgs", "aha_wam.ros"))]; '
+            'print(bad); sys.exit(1 if bad else 0)')
+    p = spawn_python('-c', code)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out
 
 
 def test_zero_copy_reserve_and_commit(writer):

@@ -4,7 +4,6 @@ transient-local topic."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 
