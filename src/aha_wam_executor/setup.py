@@ -17,5 +17,7 @@ setup(
     maintainer_email='aha-wam@example.org',
     description='AHA-WAM executor node: thin ROS I/O around the action-DiT; streams joint trajectories to two Piper arms.',
     license='Apache-2.0',
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'executor_node = aha_wam_executor.executor_node:main',
+    ]},
 )

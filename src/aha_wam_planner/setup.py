@@ -17,5 +17,7 @@ setup(
     maintainer_email='aha-wam@example.org',
     description='AHA-WAM planner node: thin ROS I/O around the video-DiT prefill; publishes the planner context.',
     license='Apache-2.0',
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'planner_node = aha_wam_planner.planner_node:main',
+    ]},
 )

@@ -1,10 +1,13 @@
 """`aha_wam.system` is the one description of every profile; launch files and `aha-wam up` use it."""
 import ast
+import subprocess
+import sys
 import importlib.util
 import py_compile
 from pathlib import Path
 
 import pytest
+import yaml
 from ament_index_python.packages import get_package_share_directory
 
 from aha_wam import system
@@ -42,13 +45,29 @@ def test_arguments_are_validated_with_clear_errors():
         system.nodes('sim', {'use_sim_time': 'yes'})
 
 
-def test_command_line_carries_name_namespace_params_and_remaps():
+def test_command_line_carries_name_namespace_params_overrides_and_remaps(tmp_path):
     spec = system.NodeSpec(package='p', executable='e', name='n', module='m', namespace='left',
                            params_files=('config/x.yaml',), parameters={'a': True, 'b': [1.5, 2.0], 'c': ''},
                            remappings=(('from', 'to'),), arguments=('talk',))
-    assert spec.command_line('/share') == [
+    overrides = str(tmp_path / 'left__n.overrides.yaml')
+    assert spec.command_line('/share', str(tmp_path)) == [
         'talk', '--ros-args', '-r', '__node:=n', '-r', '__ns:=/left', '--params-file', '/share/config/x.yaml',
-        '-p', 'a:=true', '-p', 'b:=[1.5, 2.0]', '-p', "c:=''", '-r', 'from:=to']
+        '--params-file', overrides, '-r', 'from:=to']
+    assert yaml.safe_load(open(overrides)) == {'/left/n': {'ros__parameters': {'a': True, 'b': [1.5, 2.0], 'c': ''}}}
+
+
+def test_overrides_beat_the_node_section_of_the_yaml(tmp_path):
+    """rcl gives a node's own YAML section precedence over `-p`; our overrides file must still win."""
+    (tmp_path / 'config').mkdir()
+    (tmp_path / 'config' / 'n.yaml').write_text('/**:\n  ros__parameters:\n    x: 1\n'
+                                                'n:\n  ros__parameters:\n    checkpoint: ""\n')
+    spec = system.NodeSpec(package='p', executable='e', name='n', module='m', params_files=('config/n.yaml',),
+                           parameters={'checkpoint': '/ckpt'})
+    code = ('import rclpy, sys; rclpy.init(args=sys.argv); n = rclpy.create_node("n"); '
+            'n.declare_parameter("checkpoint", ""); print(n.get_parameter("checkpoint").value)')
+    out = subprocess.run([sys.executable, '-c', code, *spec.command_line(str(tmp_path), str(tmp_path))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == '/ckpt', out.stderr
 
 
 @pytest.mark.parametrize('launch_file', sorted((ROOT / 'launch').glob('*.launch.py')), ids=lambda p: p.name)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Mapping, Sequence
@@ -20,13 +21,13 @@ from aha_wam.system import NodeSpec, nodes
 class NodeProcess:
     """One running node, its output pumped to our stdout line by line with a `[name]` prefix."""
 
-    def __init__(self, spec: NodeSpec, share_dir: str, env: Mapping[str, str] | None = None):
+    def __init__(self, spec: NodeSpec, share_dir: str, overrides_dir: str, env: Mapping[str, str] | None = None):
         if spec.module is None:
             raise RuntimeError(f'{spec.package}/{spec.executable} ({spec.name}) can only be started by a full '
                                f'ROS 2 install: use `ros2 launch aha_wam ...` there')
         self.spec = spec
         self.label = f'{spec.namespace}/{spec.name}'.strip('/')
-        cmd = [sys.executable, '-u', '-m', spec.module, *spec.command_line(share_dir)]
+        cmd = [sys.executable, '-u', '-m', spec.module, *spec.command_line(share_dir, overrides_dir)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         self._pump = threading.Thread(target=self._forward_output, daemon=True)
@@ -72,9 +73,10 @@ class Supervisor:
         """Start everything, supervise, stop everything. Returns 0 on a requested stop, 1 if a node died."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         failed = False
+        overrides = tempfile.TemporaryDirectory(prefix='aha_wam_up_')
         try:
             for spec in self.specs:
-                self.children.append(NodeProcess(spec, self.share_dir))
+                self.children.append(NodeProcess(spec, self.share_dir, overrides.name))
             print(f'aha-wam up: started {", ".join(c.label for c in self.children)}', flush=True)
             deadline = None if duration is None else time.monotonic() + duration
             while not self._stop.wait(0.2):
@@ -95,6 +97,7 @@ class Supervisor:
                 child.stop(self.stop_timeout)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            overrides.cleanup()
         print(f'aha-wam up: {self.reason}', flush=True)
         return 1 if failed else 0
 

@@ -2,9 +2,10 @@
 
     profile  what runs
     -------  -----------------------------------------------------------------------------------------
-    sim      MuJoCo bimanual Piper with the piper_ros interface + trajectory streamer (+ policy nodes)
+    sim      MuJoCo bimanual Piper with the piper_ros interface + trajectory streamer
+             + planner and executor when `checkpoint:=<dir>` is given
     real     AgileX piper_single_ctrl on two CAN ports (namespaces left/, right/) + trajectory streamer
-             (+ policy nodes)
+             + planner and executor when `checkpoint:=<dir>` is given
 
 `launch/*.launch.py` turn `nodes(profile, args)` into launch_ros Node actions; `aha-wam up` starts the same
 specs as `python -m <module> --ros-args ...` processes where `ros2 launch` is unavailable. Keeping both on
@@ -13,6 +14,7 @@ this one list is what stops them from drifting apart. ROS-free: nothing here imp
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Mapping
 
 
@@ -41,34 +43,54 @@ class NodeSpec:
     arguments: tuple[str, ...] = ()      # command-line arguments before --ros-args
     required: bool = True                # if it exits, the whole system is stopped
 
-    def command_line(self, share_dir: str) -> list[str]:
-        """Arguments after the executable: own arguments, then `--ros-args` with name, namespace,
-        parameter files, parameter overrides and remaps."""
+    @property
+    def full_name(self) -> str:
+        """/namespace/name, the key that selects this node in a parameter file."""
+        return '/' + '/'.join(part for part in (self.namespace.strip('/'), self.name) if part)
+
+    def overrides_yaml(self) -> str:
+        """`parameters` as a params file keyed by this node's full name.
+
+        Why a file and not `-p`: rcl applies node-specific sections of the params files AFTER `-p` (which
+        counts as `/**`), so `-p` cannot override a value the node's YAML section sets; a later file with
+        the node's own key can. launch_ros dict parameters have the same problem, hence the same file.
+        """
+        import yaml
+        return yaml.safe_dump({self.full_name: {'ros__parameters': dict(self.parameters)}}, sort_keys=False)
+
+    def write_overrides(self, directory: str) -> str:
+        """Write overrides_yaml() into `directory`; returns its path."""
+        path = os.path.join(directory, f'{self.full_name.strip("/").replace("/", "__")}.overrides.yaml')
+        with open(path, 'w') as f:
+            f.write(self.overrides_yaml())
+        return path
+
+    def command_line(self, share_dir: str, overrides_dir: str | None = None) -> list[str]:
+        """Arguments after the executable: own arguments, then `--ros-args` with name, namespace, the
+        parameter files, the overrides file (written into `overrides_dir`) and remaps."""
         args = [*self.arguments, '--ros-args', '-r', f'__node:={self.name}']
         if self.namespace:
             args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
         for path in self.params_files:
-            args += ['--params-file', f'{share_dir.rstrip("/")}/{path}']
-        for key, value in self.parameters.items():
-            args += ['-p', f'{key}:={format_parameter(value)}']
+            args += ['--params-file', os.path.join(share_dir, path)]
+        if self.parameters:
+            if overrides_dir is None:
+                raise ValueError(f'{self.name}: parameters need an overrides_dir to write their params file')
+            args += ['--params-file', self.write_overrides(overrides_dir)]
         for src, dst in self.remappings:
             args += ['-r', f'{src}:={dst}']
         return args
 
 
-def format_parameter(value: object) -> str:
-    """A parameter value as ROS' `-p name:=value` YAML syntax expects it."""
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (list, tuple)):
-        return '[' + ', '.join(format_parameter(v) for v in value) + ']'
-    if isinstance(value, str):
-        return value if value else "''"
-    return repr(value)
-
+_POLICY_ARGUMENTS = (
+    Argument('checkpoint', '', 'policy checkpoint directory; empty = bring up the arms without the policy'),
+    Argument('transport', 'shm', 'planner context transport', ('shm', 'cuda_ipc', 'inline')),
+    Argument('device', 'cpu', "torch device of planner and executor ('cpu', 'cuda', 'cuda:N')"),
+    Argument('denoise_steps', '10', 'executor Euler steps per chunk'),
+)
 
 ARGUMENTS: dict[str, tuple[Argument, ...]] = {
-    'sim': (
+    'sim': _POLICY_ARGUMENTS + (
         Argument('task', 'lift_box', 'simulated task (config/tasks/<task>.yaml)'),
         Argument('level', 'clean', 'scene randomisation level', ('clean', 'randomized')),
         Argument('seed', '0', 'seed of the first episode'),
@@ -76,7 +98,7 @@ ARGUMENTS: dict[str, tuple[Argument, ...]] = {
         Argument('left_ns', 'left', 'namespace of the left arm'),
         Argument('right_ns', 'right', 'namespace of the right arm'),
     ),
-    'real': (
+    'real': _POLICY_ARGUMENTS + (
         Argument('can_left_port', 'can_left', 'SocketCAN interface of the left arm (1 Mbit/s, up)'),
         Argument('can_right_port', 'can_right', 'SocketCAN interface of the right arm (1 Mbit/s, up)'),
         Argument('left_ns', 'left', 'namespace of the left arm'),
@@ -115,6 +137,21 @@ def _streamer(args: Mapping[str, str], use_sim_time: bool) -> NodeSpec:
         parameters={'arms': _arms(args), 'use_sim_time': use_sim_time})
 
 
+def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]:
+    """Planner and executor, when a checkpoint is given."""
+    if not args['checkpoint']:
+        return []
+    common = {'checkpoint': args['checkpoint'], 'device': args['device'], 'use_sim_time': use_sim_time}
+    return [
+        NodeSpec(package='aha_wam_planner', executable='planner_node', name='planner',
+                 module='aha_wam_planner.planner_node', params_files=('config/planner.yaml',),
+                 parameters={**common, 'transport': args['transport']}),
+        NodeSpec(package='aha_wam_executor', executable='executor_node', name='executor',
+                 module='aha_wam_executor.executor_node', params_files=('config/executor.yaml',),
+                 parameters={**common, 'arms': _arms(args), 'denoise_steps': int(args['denoise_steps'])}),
+    ]
+
+
 def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec]:
     """The node specs of `profile` for the launch arguments `given` (defaults fill the rest)."""
     args = resolve_arguments(profile, given)
@@ -128,6 +165,7 @@ def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec
                                  'arms': _arms(args), 'publish_clock': use_sim_time,
                                  'use_sim_time': False}),   # the simulator is the clock's source
             _streamer(args, use_sim_time),
+            *_policy_nodes(args, use_sim_time),
         ]
     # real: AgileX's driver, one process per arm in its own namespace, so that each arm has its own
     # enable_flag / enable_srv (start_two_piper.launch.py shares them: notes/piper.md §3).
@@ -137,4 +175,4 @@ def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec
                  parameters={'can_port': args[port]})
         for ns, port in zip(_arms(args), ('can_left_port', 'can_right_port'))
     ]
-    return drivers + [_streamer(args, use_sim_time=False)]
+    return drivers + [_streamer(args, use_sim_time=False), *_policy_nodes(args, use_sim_time=False)]

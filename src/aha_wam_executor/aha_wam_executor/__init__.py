@@ -1,1 +1,1 @@
-"""placeholder"""
+"""AHA-WAM executor node package."""

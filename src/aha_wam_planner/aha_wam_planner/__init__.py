@@ -1,1 +1,1 @@
-"""placeholder"""
+"""AHA-WAM planner node package."""

@@ -5,6 +5,8 @@ the very same specs. Humble-compatible: only DeclareLaunchArgument, OpaqueFuncti
 """
 from __future__ import annotations
 
+import tempfile
+
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
@@ -17,12 +19,16 @@ from aha_wam import system
 def _node_actions(context, profile: str):
     given = {a.name: LaunchConfiguration(a.name).perform(context) for a in system.ARGUMENTS[profile]}
     share = get_package_share_directory('aha_wam')
+    overrides_dir = tempfile.mkdtemp(prefix='aha_wam_launch_')
     actions = []
     for spec in system.nodes(profile, given):
+        files = [f'{share}/{path}' for path in spec.params_files]
+        if spec.parameters:    # a node-keyed file, not a dict: see NodeSpec.overrides_yaml for why
+            files.append(spec.write_overrides(overrides_dir))
         actions.append(Node(
             package=spec.package, executable=spec.executable, name=spec.name,
             namespace=spec.namespace, output='screen',
-            parameters=[f'{share}/{path}' for path in spec.params_files] + [dict(spec.parameters)],
+            parameters=files,
             remappings=list(spec.remappings), arguments=list(spec.arguments),
             on_exit=Shutdown(reason=f'{spec.name} exited') if spec.required else None))
     return actions

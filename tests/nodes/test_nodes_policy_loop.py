@@ -1,0 +1,148 @@
+"""planner_node + executor_node as separate processes over real DDS and real shared memory.
+
+The test process plays camera and arms (images, joint states) and listens to trajectories and status.
+"""
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from _support import spawn_python, stop, wait_for
+from aha_wam.ros.context_msg import context_qos
+from aha_wam.runtime.faults import Fault
+from aha_wam.runtime.safety import PIPER_LOWER, PIPER_UPPER
+from aha_wam.system import NodeSpec
+from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
+
+ROOT = Path(__file__).resolve().parents[2]
+MID = (PIPER_LOWER + PIPER_UPPER) / 2
+SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def node_process(kind, checkpoint, overrides_dir, **params):
+    spec = NodeSpec(package=f'aha_wam_{kind}', executable=f'{kind}_node', name=kind,
+                    module=f'aha_wam_{kind}.{kind}_node', params_files=(f'config/{kind}.yaml',),
+                    parameters={'checkpoint': checkpoint, **params})
+    return spawn_python('-u', '-m', spec.module, *spec.command_line(str(ROOT), str(overrides_dir)))
+
+
+class World(Node):
+    """Fake camera + both arms, and a recorder of what the executor sends."""
+
+    def __init__(self):
+        super().__init__('test_world')
+        self.image_pub = self.create_publisher(Image, '/camera/ego/image_raw', SENSOR)
+        self.joint_pubs = [self.create_publisher(JointState, f'/{a}/joint_states_single', SENSOR) for a in ('left', 'right')]
+        self.trajectories = {'left': [], 'right': []}
+        self.status: list[ExecutorStatus] = []
+        for arm in ('left', 'right'):
+            self.create_subscription(JointTrajectory, f'/{arm}/joint_trajectory',
+                                     lambda m, arm=arm: self.trajectories[arm].append(m), 10)
+        self.create_subscription(ExecutorStatus, '/aha_wam/executor/status', self.status.append, 50)
+        self.camera_on = True
+        self.create_timer(0.1, self.publish_image)
+        self.create_timer(0.02, self.publish_joints)
+
+    def publish_image(self):
+        if not self.camera_on:
+            return
+        msg = Image(height=48, width=64, encoding='rgb8', step=64 * 3)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.data = np.random.default_rng(0).integers(0, 255, 48 * 64 * 3, dtype=np.uint8).tobytes()
+        self.image_pub.publish(msg)
+
+    def publish_joints(self):
+        for pub in self.joint_pubs:
+            msg = JointState(name=['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
+                             position=MID.tolist())
+            msg.header.stamp = self.get_clock().now().to_msg()
+            pub.publish(msg)
+
+
+@pytest.fixture
+def world():
+    rclpy.init()
+    node = World()
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def spin_until(node, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if predicate():
+            return True
+    return predicate()
+
+
+def spin_for(node, seconds):
+    spin_until(node, lambda: False, seconds)
+
+
+def shm_segments():
+    return {p.name for p in Path('/dev/shm').iterdir() if p.name.startswith('aha_wam')}
+
+
+@pytest.mark.ros
+def test_closed_policy_loop_faults_and_recovery(world, tiny_checkpoint, tmp_path):
+    before = shm_segments()
+    planner = node_process('planner', tiny_checkpoint, tmp_path, refresh_rate=4.0)
+    executor = node_process('executor', tiny_checkpoint, tmp_path, denoise_steps=2, control_rate=10.0,
+                            max_context_age=1.0, max_image_age=0.5)
+    procs = [planner, executor]
+    try:
+        # 1. Contexts flow through shared memory; both arms get trajectories with one common start stamp.
+        assert spin_until(world, lambda: len(world.trajectories['right']) >= 10, 60), \
+            'no trajectories: ' + stop(executor)[-3000:] + stop(planner)[-3000:]
+        left, right = world.trajectories['left'][-5:], world.trajectories['right'][-5:]
+        assert [m.header.stamp for m in left][-1] in [m.header.stamp for m in right]
+        assert all(len(m.points) >= 1 and list(m.joint_names)[-1] == 'gripper' for m in left + right)
+        ok = [s for s in world.status if not s.holding]
+        assert ok and all(s.fault_flags & ~Fault.OVERRUN == 0 for s in ok[-5:]) and ok[-1].context_version >= 2
+        assert len(shm_segments() - before) == 1
+
+        # 2. Malformed descriptors from a foreign publisher are rejected; the loop continues.
+        foreign = world.create_publisher(PlannerContext, '/aha_wam/planner/context', context_qos())
+        for bad in (dict(segment_name='../etc/passwd'), dict(segment_name='aha_wam_nope_1', transport=0),
+                    dict(transport=2, payload=b'xx', nbytes=3)):
+            msg = PlannerContext(version=10**6, session_id=42, num_layers=2, tokens_per_frame=36, num_heads=2,
+                                 head_dim=32, dtype='float32', num_slots=3, slot_sequence=2, **bad)
+            foreign.publish(msg)
+            spin_for(world, 0.3)
+        assert spin_until(world, lambda: any(s.fault_flags & Fault.CONTEXT_REJECTED for s in world.status), 5)
+        n = len(world.trajectories['left'])
+        assert spin_until(world, lambda: len(world.trajectories['left']) >= n + 3, 10), 'loop stopped after bad input'
+        assert executor.poll() is None
+
+        # 3. Camera stops -> the executor holds (stale image), resumes when images return.
+        world.camera_on = False
+        assert spin_until(world, lambda: world.status[-1].holding and world.status[-1].fault_flags & Fault.STALE_IMAGE, 5)
+        world.camera_on = True
+        assert spin_until(world, lambda: not world.status[-1].holding, 10)
+
+        # 4. Planner killed -> hold after max_context_age; a new planner -> resume with a new session.
+        planner.kill()
+        planner.wait(10)
+        session = [s for s in world.status if not s.holding][-1].context_session_id
+        assert spin_until(world, lambda: world.status[-1].fault_flags & Fault.STALE_CONTEXT, 5)
+        held = len(world.trajectories['left'])
+        spin_for(world, 1.0)
+        assert len(world.trajectories['left']) <= held + 1        # at most the one hold trajectory
+        planner = node_process('planner', tiny_checkpoint, tmp_path, refresh_rate=4.0)
+        procs[0] = planner
+        assert spin_until(world, lambda: not world.status[-1].holding and
+                          world.status[-1].context_session_id not in (0, session), 60)
+        assert executor.poll() is None
+    finally:
+        logs = [stop(p) for p in procs]
+    # 5. Clean shutdown: the planner's segment is gone (the SIGKILLed one was reclaimed on restart).
+    assert shm_segments() - before == set(), logs
