@@ -38,6 +38,8 @@ def test_cuda_ipc_without_cuda_fails_clearly(shm_prefix):
         assert got.reason == 'cuda_unavailable', got
         # An shm descriptor naming the device ring's control segment is refused too.
         assert reader.read(dataclasses.replace(desc, transport=0)).reason == 'bad_transport'
+        ring.close()                 # the planner shuts down: its device ring must never be touched again
+        assert reader.read(dataclasses.replace(desc, frame_id='late')).reason == 'segment_closed'
     finally:
         ring.close()
 
@@ -75,11 +77,13 @@ def test_cuda_ipc_round_trip_between_processes_is_bit_exact(cuda_device, shm_pre
             g = torch.Generator(device='cuda').manual_seed(d.version)
             want = torch.randn(LAYOUT.shape, generator=g, device='cuda').to(torch.bfloat16)
             assert got.kv.is_cuda and torch.equal(got.kv.view(torch.int16), want.view(torch.int16))
-        reader.close()
         p.stdin.write('\n')
         p.stdin.flush()
         assert 'CLOSED' in p.stdout.read()
         assert p.wait(30) == 0
+        # The planner is gone: its device memory must not be read any more.
+        assert reader.read(dataclasses.replace(descs[-1], frame_id='late')).reason == 'segment_closed'
+        reader.close()
     finally:
         if p.poll() is None:
             p.kill()

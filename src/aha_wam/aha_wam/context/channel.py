@@ -37,7 +37,7 @@ from aha_wam.context.descriptor import (CHECKSUM_CRC32, CHECKSUM_NAMES, CHECKSUM
                                         TRANSPORT_INLINE, TRANSPORT_NAMES, TRANSPORT_SHM, ContextDescriptor)
 from aha_wam.context.inline import bytes_to_tensor, encode_payload, payload_view, tensor_bytes
 from aha_wam.context.layout import ContextLayout, PlannerContext
-from aha_wam.context.shm_ring import DEFAULT_PREFIX, RingError, ShmRing, validate_segment_name
+from aha_wam.context.shm_ring import DEFAULT_PREFIX, STATE_LIVE, RingError, ShmRing, validate_segment_name
 from aha_wam.context.shm_ring import segment_name as make_segment_name
 
 TRANSPORTS = {'shm': TRANSPORT_SHM, 'cuda_ipc': TRANSPORT_CUDA_IPC, 'inline': TRANSPORT_INLINE}
@@ -63,6 +63,7 @@ REJECTION_REASONS = (
     'payload_size',        # inline payload length != nbytes
     'stale_version',       # older than the context already accepted from this session
     'cuda_unavailable',    # CUDA IPC descriptor but no usable CUDA device here
+    'segment_closed',      # CUDA IPC ring whose planner shut down (its device memory may be freed)
     'internal_error',      # anything unexpected: logged in the detail, never raised
 )
 
@@ -567,6 +568,11 @@ class ContextReader:
             _reject('checksum_mismatch', f'descriptor checksum {int(d.checksum):#x} ({d.checksum_type}) != slot '
                     f'{meta["checksum"]:#x} ({meta["checksum_type"]})')
         if on_device:
+            if ring.state != STATE_LIVE:
+                # The planner closed: its device buffer may already be freed, so never touch it. (A closed shm
+                # segment stays readable: the reader's own mapping keeps the memory.)
+                self._drop_ring(ring.name)
+                _reject('segment_closed', f'CUDA IPC ring {ring.name!r} was closed by its planner')
             kv_bytes = self._cuda_ring(ring).copy_slot(slot)
         else:
             buf = self._pool(layout).get()

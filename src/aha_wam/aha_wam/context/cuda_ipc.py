@@ -104,8 +104,12 @@ class CudaIpcWriterRing:
         ev.synchronize()                            # only now may the seqlock declare the slot complete
 
     def close(self) -> None:
+        # ring.close() marks the control segment CLOSED first: readers then refuse to touch the device buffer
+        # (reason 'segment_closed') before this process frees it.
         torch.cuda.synchronize(self.device)
         self.ring.close()
+        self.events = []
+        self.buffer = None
 
 
 class CudaIpcReaderRing:
