@@ -4,7 +4,7 @@ import torch
 
 from aha_wam.config import get_config
 from aha_wam.models.memory import KVMemory
-from aha_wam.models.rope import apply_rope, rope_3d
+from aha_wam.models.rope import apply_rope, pair_swap_matrix, rope_3d
 from conftest import random_image
 
 
@@ -59,7 +59,7 @@ def _rotate_time(kv_keys, layout, frames):
     z = torch.zeros(t)
     cos, sin = rope_3d(torch.full((t,), float(frames)), z, z, layout.head_dim, 10000.0)
     x = kv_keys.reshape(t, layout.num_heads, layout.head_dim).transpose(0, 1).unsqueeze(0)
-    return apply_rope(x, cos, sin)[0].transpose(0, 1).reshape(t, width)
+    return apply_rope(x, cos, sin, pair_swap_matrix(layout.head_dim))[0].transpose(0, 1).reshape(t, width)
 
 
 def test_positions_are_absolute_across_refreshes(tiny_policy, tiny_config):

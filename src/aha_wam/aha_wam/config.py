@@ -47,7 +47,7 @@ class ImageEncoderConfig:
     image_width: int = 96
     latent_channels: int = 8
     downsample: int = 8            # power of two; one stride-2 conv stage per factor 2
-    base_channels: int = 32
+    base_channels: int = 16
     trainable_with_policy: bool = False   # False: frozen inside the policy loss (trained on its own)
 
     def __post_init__(self):
@@ -446,10 +446,11 @@ def _small() -> AhaWamConfig:
     return AhaWamConfig(
         name='small',
         encoder=ImageEncoderConfig(image_height=96, image_width=96, latent_channels=8, downsample=8,
-                                   base_channels=32),
+                                   base_channels=16),
         planner=PlannerConfig(hidden=256, num_layers=6, num_heads=4, head_dim=64, ffn_dim=1024),
-        executor=ExecutorConfig(hidden=256, ffn_dim=1024),
-        ovcr=OvcrConfig(num_queries=16, query_dim=256),
+        # As in the paper (1024 vs 3072) the executor is narrower than the planner; it shares 4 x 64 heads.
+        executor=ExecutorConfig(hidden=128, ffn_dim=512),
+        ovcr=OvcrConfig(num_queries=16, query_dim=128, delta_hidden=128),
         memory=MemoryConfig(max_entries=4),
         task=TaskConfig(text_dim=256, text_tokens=8, num_tasks=16),
         timing=TimingConfig(video_stride=8, latent_stride=2, future_latent_frames=5, horizon_chunks=4,

@@ -23,7 +23,7 @@ from aha_wam.models.flow import euler_sample
 from aha_wam.models.layers import (CrossAttention, FeedForward, RMSNorm, TextProjection, TimestepConditioner,
                                    init_linear_xavier, merge_heads, modulate, split_heads)
 from aha_wam.models.ovcr import OvcrRouter
-from aha_wam.models.rope import apply_rope, rope_1d
+from aha_wam.models.rope import apply_rope, pair_swap_matrix, rope_1d
 
 
 class PreparedChunk(NamedTuple):
@@ -33,8 +33,8 @@ class PreparedChunk(NamedTuple):
     ctx_v: torch.Tensor      # [L, B, H, T, D]
     cross_k: torch.Tensor    # [L, B, H, Nc, D] cross-attention keys of [task tokens ; proprio token]
     cross_v: torch.Tensor    # [L, B, H, Nc, D]
-    rope_cos: torch.Tensor   # [B, 1, chunk, D/2] action positions
-    rope_sin: torch.Tensor   # [B, 1, chunk, D/2]
+    rope_cos: torch.Tensor   # [B, 1, chunk, D] action positions (full-width RoPE tables)
+    rope_sin: torch.Tensor   # [B, 1, chunk, D]
 
 
 class ExecutorBlock(nn.Module):
@@ -55,12 +55,12 @@ class ExecutorBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_dim)
         self.modulation = nn.Parameter(torch.randn(1, 1, 6, dim) / dim ** 0.5)
 
-    def forward(self, x, mod, cos, sin, ctx_k, ctx_v, cross_k, cross_v):
-        """x [B, n, d]; mod [B, 1|n, 6, d]; cos/sin [B, 1, n, D/2]; ctx_k/v [B, H, T, D]; cross_k/v [B, H, Nc, D]."""
+    def forward(self, x, mod, cos, sin, swap, ctx_k, ctx_v, cross_k, cross_v):
+        """x [B, n, d]; mod [B, 1|n, 6, d]; cos/sin [B, 1, n, D], swap [D, D] (RoPE); ctx_k/v [B, H, T, D]; cross_k/v [B, H, Nc, D]."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (self.modulation + mod).unbind(2)
         h = modulate(self.norm1(x), shift_a, scale_a)
-        q = apply_rope(split_heads(self.norm_q(self.q(h)), self.num_heads), cos, sin)
-        k = apply_rope(split_heads(self.norm_k(self.k(h)), self.num_heads), cos, sin)
+        q = apply_rope(split_heads(self.norm_q(self.q(h)), self.num_heads), cos, sin, swap)
+        k = apply_rope(split_heads(self.norm_k(self.k(h)), self.num_heads), cos, sin, swap)
         v = split_heads(self.v(h), self.num_heads)
         attn = F.scaled_dot_product_attention(q, torch.cat([ctx_k, k], 2), torch.cat([ctx_v, v], 2))
         x = x + gate_a * self.o(merge_heads(attn))
@@ -93,6 +93,7 @@ class ActionExecutor(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.register_buffer('rope_swap', pair_swap_matrix(e.head_dim), persistent=False)
         # Built after the generic init so its zero-initialised delta layer stays zero.
         self.ovcr = OvcrRouter(config) if config.ovcr.enabled else None
 
@@ -118,16 +119,17 @@ class ActionExecutor(nn.Module):
         positions = chunk_index.to(kv.device).view(b, 1) * self.chunk + torch.arange(self.chunk, device=kv.device)
         cos, sin = rope_1d(positions, self.head_dim, self.config.executor.rope_theta)
         return PreparedChunk(heads[:, 0], heads[:, 1], torch.stack([c[0] for c in cross]),
-                             torch.stack([c[1] for c in cross]), cos.unsqueeze(1), sin.unsqueeze(1))
+                             torch.stack([c[1] for c in cross]), cos.unsqueeze(1).to(dtype), sin.unsqueeze(1).to(dtype))
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, prepared: PreparedChunk) -> torch.Tensor:
         """x [B, chunk, A] noisy normalised actions; sigma [B] (per chunk) or [B, chunk] (per token)."""
         t = sigma.unsqueeze(-1) if sigma.dim() == 1 else sigma
         emb, mod = self.time(t.to(x.dtype))
         h = self.action_in(x) + self.branch
+        cos, sin, swap = prepared.rope_cos, prepared.rope_sin, self.rope_swap
         for i, block in enumerate(self.blocks):
-            h = block(h, mod, prepared.rope_cos, prepared.rope_sin, prepared.ctx_k[i], prepared.ctx_v[i],
-                      prepared.cross_k[i], prepared.cross_v[i])
+            h = block(h, mod, cos, sin, swap, prepared.ctx_k[i], prepared.ctx_v[i], prepared.cross_k[i],
+                      prepared.cross_v[i])
         shift, scale = (self.head_modulation + emb.unsqueeze(2)).unbind(2)
         return self.head(modulate(self.head_norm(h), shift, scale))
 

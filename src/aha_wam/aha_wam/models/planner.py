@@ -18,7 +18,7 @@ from aha_wam.context.layout import ContextLayout, PlannerContext
 from aha_wam.models.layers import (CrossAttention, FeedForward, RMSNorm, TextProjection, TimestepConditioner,
                                    init_linear_xavier, merge_heads, modulate, split_heads)
 from aha_wam.models.memory import KVMemory
-from aha_wam.models.rope import apply_rope, rope_3d
+from aha_wam.models.rope import apply_rope, pair_swap_matrix, rope_3d
 from aha_wam.models.vae import patchify, unpatchify
 
 
@@ -42,14 +42,14 @@ class PlannerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_dim)
         self.modulation = nn.Parameter(torch.randn(1, 1, 6, dim) / dim ** 0.5)
 
-    def forward(self, x, mod, cos, sin, text_k, text_v, mem_k=None, mem_v=None, mask=None, kv_only=False):
-        """x [B, N, d]; mod [B, N, 6, d]; cos/sin [B, 1, N, D/2]; text_k/v [B, H, Nt, D];
+    def forward(self, x, mod, cos, sin, swap, text_k, text_v, mem_k=None, mem_v=None, mask=None, kv_only=False):
+        """x [B, N, d]; mod [B, N, 6, d]; cos/sin [B, 1, N, D] RoPE tables, swap [D, D] (rope.pair_swap_matrix); text_k/v [B, H, Nt, D];
         mem_k/v [B, H, Nm, D] (post-RoPE) or None; mask [B, 1, N, Nm + N] bool (True = attend) or None.
         Returns (x or None when kv_only, k, v) with k/v [B, H, N, D] of this call's tokens, k post-RoPE."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (self.modulation + mod).unbind(2)
         h = modulate(self.norm1(x), shift_a, scale_a)
-        q = apply_rope(split_heads(self.norm_q(self.q(h)), self.num_heads), cos, sin)
-        k = apply_rope(split_heads(self.norm_k(self.k(h)), self.num_heads), cos, sin)
+        q = apply_rope(split_heads(self.norm_q(self.q(h)), self.num_heads), cos, sin, swap)
+        k = apply_rope(split_heads(self.norm_k(self.k(h)), self.num_heads), cos, sin, swap)
         v = split_heads(self.v(h), self.num_heads)
         if kv_only:
             return None, k, v
@@ -82,6 +82,7 @@ class VideoPlanner(nn.Module):
         self.head_modulation = nn.Parameter(torch.randn(1, 1, 2, p.hidden) / p.hidden ** 0.5)
         self.head = nn.Linear(p.hidden, patch_dim)
         self._init_weights()
+        self.register_buffer('rope_swap', pair_swap_matrix(p.head_dim), persistent=False)
         self.memory = KVMemory(config.memory.max_entries)
 
     def _init_weights(self):
@@ -99,7 +100,7 @@ class VideoPlanner(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ core
     def _rope(self, frame_times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """frame_times [B, F] -> cos/sin [B, 1, F*T, D/2] for (time, row, col) of every token."""
+        """frame_times [B, F] -> cos/sin [B, 1, F*T, D] for (time, row, col) of every token."""
         gh, gw = self.grid_hw
         dev = frame_times.device
         rows = torch.arange(gh, device=dev).repeat_interleave(gw)
@@ -108,7 +109,8 @@ class VideoPlanner(nn.Module):
         time = frame_times.repeat_interleave(self.tokens_per_frame, dim=1)
         cos, sin = rope_3d(time, rows.repeat(f).expand(b, -1), cols.repeat(f).expand(b, -1),
                            self.head_dim, self.config.planner.rope_theta)
-        return cos.unsqueeze(1), sin.unsqueeze(1)
+        dtype = self.rope_swap.dtype
+        return cos.unsqueeze(1).to(dtype), sin.unsqueeze(1).to(dtype)
 
     def _mask(self, batch: int, frames: int, memory_valid, frame_valid, device):
         """Per-frame causal boolean mask [B, 1, N, Nm + N], or None when everything may attend."""
@@ -160,7 +162,8 @@ class VideoPlanner(nn.Module):
                 mem_v = split_heads(memory_kv[:, i, 1].to(x.dtype), self.num_heads)
             text_k, text_v = block.cross.context_kv(text)
             last_kv_only = kv_only and i == len(self.blocks) - 1
-            x, k, v = block(x, mod, cos, sin, text_k, text_v, mem_k, mem_v, mask, kv_only=last_kv_only)
+            x, k, v = block(x, mod, cos, sin, self.rope_swap, text_k, text_v, mem_k, mem_v, mask,
+                            kv_only=last_kv_only)
             if n_kv:
                 kvs.append(torch.stack([merge_heads(k[:, :, :n_kv]), merge_heads(v[:, :, :n_kv])], dim=1))
         kv = torch.stack(kvs, dim=1) if n_kv else None

@@ -1,6 +1,9 @@
 """Rotary position embeddings as real cos/sin tables (no complex tensors, so ONNX/CUDA-graph friendly).
 
 Channel pairs (2j, 2j+1) of a head are rotated by angle pos * theta^(-2j/dim) (Wan's complex-pair layout).
+Tables are full head width (each pair's cos/sin repeated twice), and applying them is
+x * cos + (x @ R) * sin with R the fixed signed pair swap (a, b) -> (-b, a): four ops and one tiny matmul
+per call, which matters because the executor runs it twice per layer and denoise step.
 The video planner splits a head into (time | height | width) parts (Wan: 128 -> 44/42/42) with time =
 physical time in video frames; the executor rotates the full head by its 1-D action position.
 """
@@ -19,26 +22,39 @@ def rope_frequencies(dim: int, theta: float, device=None) -> torch.Tensor:
     return theta ** (-exponent)
 
 
-def rope_1d(positions: torch.Tensor, dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """positions [..., N] (any int/float) -> (cos, sin) each [..., N, dim/2] float32."""
+def _angles(positions: torch.Tensor, dim: int, theta: float) -> torch.Tensor:
     freqs = rope_frequencies(dim, theta, positions.device)
-    angles = positions.to(torch.float64).unsqueeze(-1) * freqs
-    return angles.cos().float(), angles.sin().float()
+    return positions.to(torch.float64).unsqueeze(-1) * freqs                # [..., N, dim/2]
+
+
+def _tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return angles.cos().repeat_interleave(2, dim=-1).float(), angles.sin().repeat_interleave(2, dim=-1).float()
+
+
+def pair_swap_matrix(dim: int) -> torch.Tensor:
+    """[dim, dim] R with x @ R mapping every channel pair (a, b) to (-b, a). Models keep it as a
+    non-persistent buffer (`rope_swap`) so it follows .to(device, dtype) and is a constant when exported."""
+    r = torch.zeros(dim, dim)
+    idx = torch.arange(0, dim, 2)
+    r[idx + 1, idx] = -1.0      # output a' = -b
+    r[idx, idx + 1] = 1.0       # output b' = a
+    return r
+
+
+def rope_1d(positions: torch.Tensor, dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [..., N] (any int/float) -> (cos, sin) tables each [..., N, dim] float32."""
+    return _tables(_angles(positions, dim, theta))
 
 
 def rope_3d(time: torch.Tensor, height: torch.Tensor, width: torch.Tensor, head_dim: int, theta: float
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token (t, h, w) positions, each [..., N] -> (cos, sin) [..., N, head_dim/2]."""
+    """Per-token (t, h, w) positions, each [..., N] -> (cos, sin) tables [..., N, head_dim]."""
     dt, dh, dw = rope_split(head_dim)
-    parts = [rope_1d(time, dt, theta), rope_1d(height, dh, theta), rope_1d(width, dw, theta)]
-    cos = torch.cat([p[0] for p in parts], dim=-1)
-    sin = torch.cat([p[1] for p in parts], dim=-1)
-    return cos, sin
+    angles = torch.cat([_angles(time, dt, theta), _angles(height, dh, theta), _angles(width, dw, theta)], dim=-1)
+    return _tables(angles)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, H, N, D]; cos/sin broadcastable to [B, H, N, D/2] (e.g. [N, D/2] or [B, 1, N, D/2])."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, swap: torch.Tensor) -> torch.Tensor:
+    """x [B, H, N, D]; cos/sin tables broadcastable to it (e.g. [N, D] or [B, 1, N, D]); swap =
+    pair_swap_matrix(D) in x's dtype. Pair (a, b) -> (a cos - b sin, b cos + a sin), in x's dtype."""
+    return x * cos + (x @ swap) * sin

@@ -67,7 +67,9 @@ class _ResBlock(nn.Module):
 
 
 class ConvAutoencoder(ImageEncoder):
-    """Small conv VAE: one stride-2 stage per factor 2 of `downsample`, a residual block per stage.
+    """Small conv VAE. Encoder: a stride-2 stem, then per further factor 2 a residual block and a stride-2
+    conv, a residual block at the latent resolution; nothing runs at full input resolution, because the
+    executor encodes the newest image on every update (small: ~45 M MACs for 96x96).
 
     `encode` returns the posterior mean, standardised by per-channel `latent_mean`/`latent_std` buffers
     (set by `calibrate` after training) so flow matching sees roughly unit-variance latents.
@@ -77,18 +79,19 @@ class ConvAutoencoder(ImageEncoder):
         super().__init__()
         self.config = config
         stages = int(math.log2(config.downsample))
-        widths = [min(config.base_channels * 2 ** i, config.base_channels * 4) for i in range(stages + 1)]
-        enc: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1)]
-        for i in range(stages):
-            enc += [_ResBlock(widths[i]), nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1)]
+        widths = [min(config.base_channels * 2 ** i, config.base_channels * 4) for i in range(stages)]
+        enc: list[nn.Module] = [nn.Conv2d(3, widths[0], 4, stride=2, padding=1)]
+        for i in range(1, stages):
+            enc += [_ResBlock(widths[i - 1]), nn.Conv2d(widths[i - 1], widths[i], 4, stride=2, padding=1)]
         enc += [_ResBlock(widths[-1]), _group_norm(widths[-1]), nn.SiLU(),
                 nn.Conv2d(widths[-1], 2 * config.latent_channels, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[-1], 3, padding=1), _ResBlock(widths[-1])]
-        for i in reversed(range(stages)):
-            dec += [nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(widths[i + 1], widths[i], 3, padding=1),
-                    _ResBlock(widths[i])]
-        dec += [_group_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], 3, 3, padding=1)]
+        for i in reversed(range(1, stages)):
+            dec += [nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(widths[i], widths[i - 1], 3, padding=1),
+                    _ResBlock(widths[i - 1])]
+        dec += [nn.Upsample(scale_factor=2, mode='nearest'), _group_norm(widths[0]), nn.SiLU(),
+                nn.Conv2d(widths[0], 3, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
         self.register_buffer('latent_mean', torch.zeros(config.latent_channels))
         self.register_buffer('latent_std', torch.ones(config.latent_channels))
