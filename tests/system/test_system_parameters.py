@@ -1,0 +1,62 @@
+"""Every parameter in a node's YAML is declared by the node, and every declared parameter is in the YAML.
+
+The nodes of the `sim` profile (with the policy) run as real processes; their declared parameters come
+from the standard `list_parameters` service, their documented ones from config/*.yaml (node section + /**).
+"""
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rcl_interfaces.srv import ListParameters
+
+from _support import spawn_python, stop
+from aha_wam import system
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPLICIT = {'use_sim_time', 'start_type_description_service'}   # declared by rclpy itself
+
+
+def documented(spec) -> set[str]:
+    names = set()
+    for path in spec.params_files:
+        data = yaml.safe_load((ROOT / path).read_text()) or {}
+        for key in ('/**', spec.name, spec.full_name):
+            names |= set((data.get(key) or {}).get('ros__parameters', {}))
+    return names
+
+
+def declared(node, spec, timeout=60.0) -> set[str]:
+    client = node.create_client(ListParameters, f'{spec.full_name}/list_parameters')
+    deadline = time.monotonic() + timeout
+    while not client.wait_for_service(timeout_sec=0.5):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{spec.full_name} did not come up')
+    future = client.call_async(ListParameters.Request())
+    rclpy.spin_until_future_complete(node, future, timeout_sec=20)
+    return {n for n in future.result().result.names if not n.startswith('qos_overrides.')}
+
+
+@pytest.mark.ros
+def test_yaml_and_declared_parameters_agree(tiny_checkpoint, tmp_path):
+    specs = system.nodes('sim', {'checkpoint': tiny_checkpoint})
+    assert {s.name for s in specs} == {'piper_sim', 'trajectory_streamer', 'planner', 'executor'}
+    procs = [spawn_python('-m', s.module, *s.command_line(str(ROOT), str(tmp_path))) for s in specs]
+    rclpy.init()
+    node = rclpy.create_node('parameter_checker')
+    try:
+        for spec, proc in zip(specs, procs):
+            try:
+                names = declared(node, spec)
+            except TimeoutError:
+                pytest.fail(f'{spec.name} did not start: {stop(proc)[-2000:]}')
+            missing_in_yaml = names - documented(spec) - IMPLICIT
+            undeclared = documented(spec) - names - IMPLICIT
+            assert not missing_in_yaml, f'{spec.name}: declared but not in its YAML: {sorted(missing_in_yaml)}'
+            assert not undeclared, f'{spec.name}: in its YAML but not declared: {sorted(undeclared)}'
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        for proc in procs:
+            stop(proc)
