@@ -120,7 +120,8 @@ def test_closed_policy_loop_faults_and_recovery(world, tiny_checkpoint, tmp_path
             spin_for(world, 0.3)
         assert spin_until(world, lambda: any(s.fault_flags & Fault.CONTEXT_REJECTED for s in world.status), 5)
         n = len(world.trajectories['left'])
-        assert spin_until(world, lambda: len(world.trajectories['left']) >= n + 3, 10), 'loop stopped after bad input'
+        assert spin_until(world, lambda: len(world.trajectories['left']) >= n + 3, 10), \
+            f'loop stopped after bad input: {[(s.fault_flags, s.detail) for s in world.status[-5:]]}'
         assert executor.poll() is None
 
         # 3. Camera stops -> the executor holds (stale image), resumes when images return.

@@ -18,6 +18,7 @@ import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -91,7 +92,7 @@ class ExecutorNode(Node):
         self._image: tuple[np.ndarray, int] | None = None
         self._arms = [ArmCache() for _ in p['arms']]
         self._descriptor: PlannerContext | None = None
-        self._context = None
+        self._planner_context = None
         self._read_key = None                 # (session, version) of the descriptor last read
         self._rejected_detail = ''
         self._moving = False                  # a chunk was sent since the last hold
@@ -185,7 +186,7 @@ class ExecutorNode(Node):
             self._rejected_detail = str(result)
             self.get_logger().warning(f'context rejected: {result}', throttle_duration_sec=2.0)
             return Fault.CONTEXT_REJECTED, str(result), read_ms
-        self._context = result
+        self._planner_context = result
         return Fault.NONE, '', read_ms
 
     def _observation(self) -> Observation | None:
@@ -203,7 +204,7 @@ class ExecutorNode(Node):
         read_fault, read_detail, read_ms = self._read_context()
         obs = self._observation()
         now_ns = self.get_clock().now().nanoseconds
-        update = self.runtime.update(self._context, obs, now_ns)
+        update = self.runtime.update(self._planner_context, obs, now_ns)
         update.faults |= read_fault
         if read_detail:
             update.detail = '; '.join(filter(None, [update.detail, read_detail]))
@@ -322,7 +323,7 @@ def main(argv=None) -> int:
     try:
         node = ExecutorNode()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C / SIGTERM: clean shutdown
         pass
     except Exception as exc:   # configuration errors: one clear line, non-zero exit
         print(f'executor_node: error: {exc}', file=sys.stderr, flush=True)

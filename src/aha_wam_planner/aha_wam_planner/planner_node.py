@@ -14,6 +14,7 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
     try:
         node = PlannerNode()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C / SIGTERM: clean shutdown
         pass
     except Exception as exc:   # configuration errors: one clear line, non-zero exit
         print(f'planner_node: error: {exc}', file=sys.stderr, flush=True)
