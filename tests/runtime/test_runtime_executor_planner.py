@@ -71,6 +71,15 @@ def test_executor_update_produces_a_handed_over_chunk(policy, channel):
     assert out.handover.actions.shape[1] == 14 and out.ovcr_ms > 0 and out.denoise_ms > 0
 
 
+def test_a_chunk_that_would_arrive_too_late_is_not_sent(policy, channel):
+    writer, reader = channel
+    ctx = reader.read(PlannerRuntime(policy, writer).refresh(image(), 10**9))
+    rt = ExecutorRuntime(policy, steps=1, freshness=Freshness(2.0, 2.0, 2.0))
+    late = 10**9 + 15 * rt.period_ns            # 15 of 16 actions already due: fewer than min_actions left
+    out = rt.update(ctx, obs_at(10**9), now_ns=late)
+    assert out.handover is None and out.faults == Fault.OVERRUN and not out.holding and 'late' in out.detail
+
+
 def test_no_context_never_moves(policy):
     out = ExecutorRuntime(policy, steps=1).update(None, obs_at(10**9), now_ns=10**9)
     assert out.holding and out.faults & Fault.NO_CONTEXT and out.handover is None

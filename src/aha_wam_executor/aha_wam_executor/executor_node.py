@@ -158,6 +158,8 @@ class ExecutorNode(Node):
             try:
                 self._update_once(period)
             except Exception as exc:   # the loop must survive anything; the arms hold via staleness
+                if not self.context.ok():
+                    break              # shutting down (Ctrl-C / SIGTERM): publishers are gone
                 self.get_logger().error(f'control update failed: {type(exc).__name__}: {exc}',
                                         throttle_duration_sec=2.0)
             self.total_ms.add((time.monotonic() - started) * 1e3)

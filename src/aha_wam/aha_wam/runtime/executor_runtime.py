@@ -62,11 +62,12 @@ class ExecutorRuntime:
     """Turns (context, observation, now) into an executable chunk or a fault, with stage timings."""
 
     def __init__(self, policy, *, steps: int, freshness: Freshness = Freshness(),
-                 guard: ChunkGuard | None = None, seed: int = 0, task: int = 0):
+                 guard: ChunkGuard | None = None, seed: int = 0, task: int = 0, min_actions: int = 2):
         if steps < 1:
             raise ValueError(f'denoise steps must be >= 1, got {steps}')
         self.policy = policy
         self.steps = int(steps)
+        self.min_actions = int(min_actions)    # fewest still-future actions worth sending
         self.freshness = freshness
         self.guard = guard or ChunkGuard()
         cfg = policy.config
@@ -143,5 +144,13 @@ class ExecutorRuntime:
             return out
         # The chunk's first action belongs to the observation time; hand over from the action due now.
         elapsed = t2 - t0
-        out.handover = hand_over(self.guard.clamp(chunk), obs.image_stamp_ns, now_ns + elapsed, self.period_ns)
+        handover = hand_over(self.guard.clamp(chunk), obs.image_stamp_ns, now_ns + elapsed, self.period_ns)
+        if handover.actions.shape[0] < self.min_actions:
+            # Too late to be useful (a trajectory whose end is already due is rejected downstream): keep
+            # executing the previous chunk and report the overrun instead of sending it.
+            out.faults |= Fault.OVERRUN
+            out.detail = (f'chunk late: {handover.first} of {chunk.shape[0]} actions already due '
+                          f'(observation {(now_ns + elapsed - obs.image_stamp_ns) * 1e-6:.0f} ms old)')
+            return out
+        out.handover = handover
         return out
