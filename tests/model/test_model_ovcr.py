@@ -22,8 +22,8 @@ def test_identity_at_init():
     edited = router(kv, obs)
     assert edited.shape == kv.shape
     assert (edited - kv).abs().max() < 1e-6
-    for layer in router.layers:
-        assert abs(float(layer.gate.detach()) + 4.0) < 1e-7 and not layer.delta_out.weight.any()
+    ed = router.editor
+    assert torch.all(ed.gate.detach() == -4.0) and not ed.delta_out_weight.any() and not ed.delta_out_bias.any()
 
 
 def test_gradients_reach_gate_and_delta_weights():
@@ -41,19 +41,35 @@ def test_gradients_reach_gate_and_delta_weights():
         return loss
 
     step()
+    ed = router.editor
     # At init the zero last layer is the only delta weight with gradient (it gates the others) ...
-    for layer in router.layers:
-        assert layer.delta_out.weight.grad.abs().sum() > 0
+    assert torch.all(ed.delta_out_weight.grad.abs().sum(dim=(1, 2)) > 0)      # every layer
     opt.step()
     step()
-    # ... after one update every part of the editor learns: gate, both delta layers, routing, query encoder.
-    for layer in router.layers:
-        assert layer.gate.grad.abs() > 0
-        assert layer.delta_in.weight.grad.abs().sum() > 0
-        assert layer.delta_out.weight.grad.abs().sum() > 0
-        assert layer.query.weight.grad.abs().sum() > 0
+    # ... after one update every part of the editor learns, in every layer: gate, both delta layers,
+    # the read/write query projection, and the query encoder.
+    assert torch.all(ed.gate.grad.abs() > 0)
+    for w in (ed.delta_in_weight, ed.delta_out_weight, ed.query_weight):
+        assert torch.all(w.grad.abs().sum(dim=(1, 2)) > 0)
     assert router.query_encoder.queries.grad.abs().sum() > 0
     assert router.query_encoder.obs_proj.fc1.weight.grad.abs().sum() > 0
+
+
+def test_layers_are_edited_independently():
+    """Layer i's output depends only on layer i's K/V (batched implementation, per-layer semantics)."""
+    cfg = get_config('tiny')
+    torch.manual_seed(0)
+    router = OvcrRouter(cfg)
+    with torch.no_grad():
+        router.editor.delta_out_weight.normal_(0, 0.1)
+        router.editor.gate.fill_(0.0)
+        kv, obs = _inputs(cfg)
+        base = router(kv, obs)
+        kv2 = kv.clone()
+        kv2[:, 1] += 1.0
+        out = router(kv2, obs)
+    assert torch.equal(out[:, 0], base[:, 0]) and not torch.allclose(out[:, 1], base[:, 1])
+    assert (base - kv).abs().max() > 1e-3
 
 
 def test_ovcr_can_be_switched_off_and_is_identity_inside_the_policy_at_init():

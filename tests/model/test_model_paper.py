@@ -21,7 +21,7 @@ def paper_counts() -> dict:
     return {
         'video DiT blocks': count_parameters(policy.planner.blocks),
         'action DiT': count_parameters(ex) - count_parameters(ex.ovcr),
-        'OVCR editor': count_parameters(ex.ovcr.layers),
+        'OVCR editor': count_parameters(ex.ovcr.editor),
         'OVCR query encoder': count_parameters(ex.ovcr.query_encoder),
         'video DiT total': count_parameters(policy.planner),
     }
@@ -31,4 +31,4 @@ def test_paper_parameter_counts_within_3_percent():
     counts = paper_counts()
     for name, target in TARGETS.items():
         assert abs(counts[name] / target - 1) <= 0.03, f'{name}: {counts[name]:,} vs target {target:,.0f}'
-    assert counts['OVCR editor'] // 30 == 40_921_089             # per layer, as the note's 40.9 M
+    assert counts['OVCR editor'] / 30 == 40_921_089             # per layer, as the note's 40.9 M

@@ -19,8 +19,8 @@ def test_training_forward_loss_metrics_and_gradients(trained_like_policy, tiny_c
     loss.backward()
     grads = {n: p.grad for n, p in tiny_policy.named_parameters()}
     assert grads['planner.blocks.0.q.weight'].abs().sum() > 0      # action + video loss reach the planner
-    assert grads['executor.blocks.0.q.weight'].abs().sum() > 0
-    assert grads['executor.ovcr.layers.0.delta_out.weight'].abs().sum() > 0
+    assert grads['executor.blocks.0.qkv.weight'].abs().sum() > 0
+    assert grads['executor.ovcr.editor.delta_out_weight'].abs().sum() > 0
     assert grads['task_table.table'].abs().sum() > 0
     assert all(p.grad is None for p in tiny_policy.encoder.parameters())   # frozen encoder
 
@@ -87,7 +87,7 @@ def test_denoise_loop_only_runs_the_chunk_tokens(tiny_policy, tiny_config):
         return hook
     watched = {'encoder': tiny_policy.encoder.encoder, 'ovcr': ex.ovcr, 'text_embed': ex.text_embed,
                'proprio_in': ex.proprio_in, 'cross_k': ex.blocks[0].cross.k, 'action_in': ex.action_in,
-               'self_q': ex.blocks[0].q}
+               'self_qkv': ex.blocks[0].qkv}
     handles = [m.register_forward_hook(counter(n)) for n, m in watched.items()]
     try:
         with torch.no_grad():
@@ -100,7 +100,7 @@ def test_denoise_loop_only_runs_the_chunk_tokens(tiny_policy, tiny_config):
     assert after_prepare == {'encoder': 1, 'ovcr': 1, 'text_embed': 1, 'proprio_in': 1, 'cross_k': 1}
     per_loop = {k: v - after_prepare.get(k, 0) for k, v in calls.items()}
     assert per_loop == {'encoder': 0, 'ovcr': 0, 'text_embed': 0, 'proprio_in': 0, 'cross_k': 0,
-                        'action_in': 7, 'self_q': 7}
+                        'action_in': 7, 'self_qkv': 7}
 
 
 def test_deployment_errors_are_clear(tiny_policy, tiny_config):

@@ -38,14 +38,15 @@ class PreparedChunk(NamedTuple):
 
 
 class ExecutorBlock(nn.Module):
+    """Like the planner block, with q/k/v as one fused projection: the denoise loop runs 16 tokens, so each
+    saved kernel launch counts (weights are initialised as three separate Xavier blocks)."""
+
     def __init__(self, dim: int, num_heads: int, head_dim: int, ffn_dim: int, eps: float):
         super().__init__()
         width = num_heads * head_dim
         self.num_heads = num_heads
         self.norm1 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
-        self.q = nn.Linear(dim, width)
-        self.k = nn.Linear(dim, width)
-        self.v = nn.Linear(dim, width)
+        self.qkv = nn.Linear(dim, 3 * width)
         self.o = nn.Linear(width, dim)
         self.norm_q = RMSNorm(width, eps)
         self.norm_k = RMSNorm(width, eps)
@@ -56,16 +57,17 @@ class ExecutorBlock(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 1, 6, dim) / dim ** 0.5)
 
     def forward(self, x, mod, cos, sin, swap, ctx_k, ctx_v, cross_k, cross_v):
-        """x [B, n, d]; mod [B, 1|n, 6, d]; cos/sin [B, 1, n, D], swap [D, D] (RoPE); ctx_k/v [B, H, T, D]; cross_k/v [B, H, Nc, D]."""
+        """x [B, n, d]; mod [B, 1|n, 6, d]; cos/sin [B, 1, n, D] and swap [D, D] (RoPE);
+        ctx_k/v [B, H, T, D] planner context of this layer; cross_k/v [B, H, Nc, D] task + proprio."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (self.modulation + mod).unbind(2)
-        h = modulate(self.norm1(x), shift_a, scale_a)
-        q = apply_rope(split_heads(self.norm_q(self.q(h)), self.num_heads), cos, sin, swap)
-        k = apply_rope(split_heads(self.norm_k(self.k(h)), self.num_heads), cos, sin, swap)
-        v = split_heads(self.v(h), self.num_heads)
+        q, k, v = self.qkv(modulate(self.norm1(x), shift_a, scale_a)).chunk(3, dim=-1)
+        q = apply_rope(split_heads(self.norm_q(q), self.num_heads), cos, sin, swap)
+        k = apply_rope(split_heads(self.norm_k(k), self.num_heads), cos, sin, swap)
+        v = split_heads(v, self.num_heads)
         attn = F.scaled_dot_product_attention(q, torch.cat([ctx_k, k], 2), torch.cat([ctx_v, v], 2))
-        x = x + gate_a * self.o(merge_heads(attn))
+        x = torch.addcmul(x, gate_a, self.o(merge_heads(attn)))
         x = x + self.cross(self.norm3(x), cross_k, cross_v)
-        return x + gate_f * self.ffn(modulate(self.norm2(x), shift_f, scale_f))
+        return torch.addcmul(x, gate_f, self.ffn(modulate(self.norm2(x), shift_f, scale_f)))
 
 
 class ActionExecutor(nn.Module):
@@ -88,6 +90,9 @@ class ActionExecutor(nn.Module):
         self.head_modulation = nn.Parameter(torch.randn(1, 1, 2, e.hidden) / e.hidden ** 0.5)
         self.head = nn.Linear(e.hidden, e.action_dim)
         init_linear_xavier(self)
+        for block in self.blocks:
+            for part in block.qkv.weight.data.chunk(3, dim=0):   # as three separate q, k, v projections
+                nn.init.xavier_uniform_(part)
         for m in list(self.text_embed.modules()) + list(self.time.modules()):
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.02)

@@ -3,7 +3,7 @@
 1. `ObservationQueryEncoder`: the latest observation latent [C, h, w] -> h*w tokens (no pooling) -> LN +
    MLP to `query_dim`; `num_queries` learned queries do one softmax cross-attention over them (keys LN +
    Linear, values LN + MLP, output LN + MLP, residual on the queries) -> routing queries [Nq, query_dim].
-2. `KVEditorLayer` (one per planner layer): q = LN + Linear(query_dim -> H*D) per head;
+2. `LayerwiseKVEditor` (per planner layer, batched over layers): q = LN + Linear(query_dim -> H*D) per head;
    read  = softmax_T(q K0^T / sqrt(D)) V0                  (each query gathers from the planner tokens)
    write = softmax_Nq(K0 read^T / sqrt(D)) read            (each planner token gathers from the queries)
    dK, dV = LN -> Linear -> GELU -> Linear(-> 2 H*D)(write), last Linear zero-initialised
@@ -16,7 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from aha_wam.config import AhaWamConfig
-from aha_wam.models.layers import merge_heads, split_heads
 
 
 class _Mlp(nn.Module):
@@ -53,47 +52,68 @@ class ObservationQueryEncoder(nn.Module):
         return self.queries + self.out(self.out_norm(gathered))
 
 
-class KVEditorLayer(nn.Module):
-    def __init__(self, query_dim: int, num_heads: int, head_dim: int, hidden: int, gate_init: float):
+class LayerwiseKVEditor(nn.Module):
+    """The per-layer editors of all L planner layers, with stacked [L, ...] parameters so that one batched
+    pass edits every layer (one update runs this once; per-layer modules would cost L times the kernels).
+    Layer i only ever touches layer i's K/V and its own parameter slice [i]."""
+
+    def __init__(self, num_layers: int, query_dim: int, num_heads: int, head_dim: int, hidden: int,
+                 gate_init: float):
         super().__init__()
         width = num_heads * head_dim
-        self.num_heads, self.head_dim = num_heads, head_dim
-        self.query_norm = nn.LayerNorm(query_dim)
-        self.query = nn.Linear(query_dim, width)
-        self.delta_norm = nn.LayerNorm(width)
-        self.delta_in = nn.Linear(width, hidden)
-        self.delta_out = nn.Linear(hidden, 2 * width)
-        self.gate = nn.Parameter(torch.tensor(float(gate_init)))
-        nn.init.zeros_(self.delta_out.weight)   # identity at init: dK = dV = 0 exactly
-        nn.init.zeros_(self.delta_out.bias)
+        self.num_layers, self.num_heads, self.head_dim = num_layers, num_heads, head_dim
 
-    def forward(self, k0: torch.Tensor, v0: torch.Tensor, routing: torch.Tensor):
-        """k0, v0 [B, T, H*D] (k post-RoPE); routing [B, Nq, query_dim] -> edited (k, v) [B, T, H*D]."""
+        def param(*shape):
+            return nn.Parameter(torch.empty(num_layers, *shape))
+        self.query_norm_weight, self.query_norm_bias = param(query_dim), param(query_dim)
+        self.query_weight, self.query_bias = param(query_dim, width), param(width)
+        self.delta_norm_weight, self.delta_norm_bias = param(width), param(width)
+        self.delta_in_weight, self.delta_in_bias = param(width, hidden), param(hidden)
+        self.delta_out_weight, self.delta_out_bias = param(hidden, 2 * width), param(2 * width)
+        self.gate = nn.Parameter(torch.full((num_layers,), float(gate_init)))
+        with torch.no_grad():
+            for w in (self.query_norm_weight, self.delta_norm_weight):
+                nn.init.ones_(w)
+            for b in (self.query_norm_bias, self.query_bias, self.delta_norm_bias, self.delta_in_bias):
+                nn.init.zeros_(b)
+            for w in (self.query_weight, self.delta_in_weight):      # Xavier per layer slice
+                bound = (6.0 / (w.shape[1] + w.shape[2])) ** 0.5
+                nn.init.uniform_(w, -bound, bound)
+            nn.init.zeros_(self.delta_out_weight)   # identity at init: dK = dV = 0 exactly
+            nn.init.zeros_(self.delta_out_bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, L, N, H*D] -> [B, L, H, N, D]."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(2, 3)
+
+    def forward(self, context_kv: torch.Tensor, routing: torch.Tensor) -> torch.Tensor:
+        """context_kv [B, L, 2, T, H*D] (K post-RoPE); routing [B, Nq, query_dim] -> edited, same shape."""
         scale = self.head_dim ** -0.5
-        q = split_heads(self.query(self.query_norm(routing)), self.num_heads)        # B H Nq D
-        kh = split_heads(k0, self.num_heads)                                           # B H T D
-        vh = split_heads(v0, self.num_heads)
-        read = torch.softmax(q @ kh.transpose(-1, -2) * scale, dim=-1) @ vh            # B H Nq D
-        write = torch.softmax(kh @ read.transpose(-1, -2) * scale, dim=-1) @ read      # B H T D
-        decoded = merge_heads(write)
-        dk, dv = self.delta_out(F.gelu(self.delta_in(self.delta_norm(decoded)))).chunk(2, dim=-1)
-        g = torch.sigmoid(self.gate)
-        return k0 + g * dk, v0 + g * dv
+        k0, v0 = context_kv[:, :, 0], context_kv[:, :, 1]                                   # B L T W
+        r = F.layer_norm(routing, routing.shape[-1:]).unsqueeze(1)                          # B 1 Nq Dq
+        r = torch.addcmul(self.query_norm_bias[:, None], r, self.query_norm_weight[:, None])  # B L Nq Dq
+        q = self._heads(r @ self.query_weight + self.query_bias[:, None])                  # B L H Nq D
+        kh, vh = self._heads(k0), self._heads(v0)                                          # B L H T D
+        read = torch.softmax(q @ kh.transpose(-1, -2) * scale, dim=-1) @ vh               # queries read tokens
+        write = torch.softmax(kh @ read.transpose(-1, -2) * scale, dim=-1) @ read         # tokens read queries
+        decoded = write.transpose(2, 3).flatten(-2)                                        # B L T W
+        d = F.layer_norm(decoded, decoded.shape[-1:])
+        d = torch.addcmul(self.delta_norm_bias[:, None], d, self.delta_norm_weight[:, None])
+        d = F.gelu(d @ self.delta_in_weight + self.delta_in_bias[:, None])
+        dk, dv = (d @ self.delta_out_weight + self.delta_out_bias[:, None]).chunk(2, dim=-1)
+        g = torch.sigmoid(self.gate).view(1, -1, 1, 1)
+        return torch.stack([torch.addcmul(k0, g, dk), torch.addcmul(v0, g, dv)], dim=2)
 
 
 class OvcrRouter(nn.Module):
-    """Query encoder + one editor per layer. forward(context_kv [B, L, 2, T, H*D], obs [B, C, h, w])."""
+    """Query encoder + the layer-wise editor. forward(context_kv [B, L, 2, T, H*D], obs [B, C, h, w])."""
 
     def __init__(self, config: AhaWamConfig):
         super().__init__()
         o, p = config.ovcr, config.planner
         hidden = o.delta_hidden or p.num_heads * p.head_dim
         self.query_encoder = ObservationQueryEncoder(config.encoder.latent_channels, o.query_dim, o.num_queries)
-        self.layers = nn.ModuleList(KVEditorLayer(o.query_dim, p.num_heads, p.head_dim, hidden, o.gate_init)
-                                    for _ in range(p.num_layers))
+        self.editor = LayerwiseKVEditor(p.num_layers, o.query_dim, p.num_heads, p.head_dim, hidden, o.gate_init)
 
     def forward(self, context_kv: torch.Tensor, obs_latent: torch.Tensor) -> torch.Tensor:
-        routing = self.query_encoder(obs_latent.to(context_kv.dtype))
-        edited = [torch.stack(layer(context_kv[:, i, 0], context_kv[:, i, 1], routing), dim=1)
-                  for i, layer in enumerate(self.layers)]
-        return torch.stack(edited, dim=1)
+        return self.editor(context_kv, self.query_encoder(obs_latent.to(context_kv.dtype)))
