@@ -55,12 +55,15 @@ def test_round_trip_is_bit_exact_and_never_unpickles(saved, monkeypatch):
 
 
 def test_bf16_round_trip_stays_bf16(tmp_path, tiny_config):
-    policy = AhaWamPolicy(tiny_config).to(torch.bfloat16)
+    policy = AhaWamPolicy(tiny_config)
+    policy.normalizer.set_stats(STATS)
+    policy.to(torch.bfloat16)
     path = save_checkpoint(policy, tmp_path / 'bf16')
     loaded, _ = load_checkpoint(path)
     for k, v in policy.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
     assert loaded.planner.patch_embed.weight.dtype == torch.bfloat16
+    assert loaded.normalizer.action_mean.dtype == torch.float32       # statistics never lose precision
 
 
 def test_corrupted_weights_are_reported(saved):

@@ -189,9 +189,9 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
              for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
     if wrong:
         raise CheckpointError(f'{weights_path} shape mismatch with {root / CONFIG_FILE}: ' + '; '.join(wrong[:8]))
-    float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
-    if len(float_dtypes) == 1:
-        policy.to(float_dtypes.pop())       # keep bf16 checkpoints bf16: the round trip stays bit-exact
+    saved_dtype = state['planner.patch_embed.weight'].dtype
+    if saved_dtype != torch.float32:
+        policy.to(saved_dtype)              # keep bf16 checkpoints bf16 (normaliser stats stay float32)
     wrong = [f'{k}: checkpoint {state[k].dtype} vs model {v.dtype}'
              for k, v in policy.state_dict().items() if state[k].dtype != v.dtype]
     if wrong:

@@ -24,6 +24,17 @@ class Normalizer(nn.Module):
         for name in STAT_NAMES:
             self.register_buffer(name, torch.ones(dim) if name.endswith('std') else torch.zeros(dim))
 
+    def _apply(self, fn, recurse=True):
+        """Keep the statistics float32 whatever dtype the policy is cast to: a bf16 action_mean of ~1.5 rad
+        would be off by up to 4 mrad. Device moves still apply."""
+        before = {name: getattr(self, name) for name in STAT_NAMES}
+        super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = getattr(self, name)
+            if new.dtype != torch.float32:
+                setattr(self, name, old.to(device=new.device, dtype=torch.float32))
+        return self
+
     @torch.no_grad()
     def set_stats(self, stats: Mapping[str, object]) -> None:
         """stats: {state_mean, state_std, action_mean, action_std} each a length-`dim` sequence/tensor."""

@@ -129,8 +129,8 @@ class ActionExecutor(nn.Module):
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, prepared: PreparedChunk) -> torch.Tensor:
         """x [B, chunk, A] noisy normalised actions; sigma [B] (per chunk) or [B, chunk] (per token)."""
         t = sigma.unsqueeze(-1) if sigma.dim() == 1 else sigma
-        emb, mod = self.time(t.to(x.dtype))
-        h = self.action_in(x) + self.branch
+        emb, mod = self.time(t)
+        h = self.action_in(x.to(self.action_in.weight.dtype)) + self.branch
         cos, sin, swap = prepared.rope_cos, prepared.rope_sin, self.rope_swap
         for i, block in enumerate(self.blocks):
             h = block(h, mod, cos, sin, swap, prepared.ctx_k[i], prepared.ctx_v[i], prepared.cross_k[i],
