@@ -120,3 +120,15 @@ def test_sim_unknown_task_lists_known():
         BimanualPiperSim('juggle')
     with pytest.raises(ValueError, match='level'):
         BimanualPiperSim('lift_box', level='hard')
+
+
+def test_sim_gripper_effort_and_speed_pct(sim):
+    sim.reset(0)
+    sim.command('left', [0, 0, 0, 0, 0, 0, 0.07], gripper_effort=2.0)
+    fa = sim._act[0, 6]
+    assert np.allclose(sim.model.actuator_forcerange[fa], [-20.0, 20.0])
+    sim.step(250)                                   # 0.5 s at 0.2 m/s: fully open
+    assert abs(sim.joint_positions('left')[6] - 0.07) < 2e-3
+    sim.command('right', [1.0, 0, 0, 0, 0, 0, 0], speed_pct=10.0)   # 0.3 rad/s
+    sim.step(500)
+    assert 0.2 < sim.joint_positions('right')[0] < 0.4

@@ -15,12 +15,18 @@ TASKS = ('lift_box', 'handover_cube', 'place_cube_in_bowl')
 @pytest.mark.parametrize('task', TASKS)
 def test_sim_expert_succeeds(task):
     sim = BimanualPiperSim(task, 'clean', seed=100)
-    for seed in (100, 101):
-        r = run_episode(task, seed, sim=sim)
+    results = [run_episode(task, seed, sim=sim) for seed in (100, 101)]
+    results.append(run_episode(task, 102, level='randomized'))
+    for r in results:
         assert r.success, r
         assert r.sim_time < sim.task.spec.episode_timeout
-        assert r.sim_time > 2.0 * r.wall_time or r.wall_time < 3.0, f'slower than expected: {r}'
-    r = run_episode(task, 102, level='randomized')
+    # headless closed loop (planning included) runs faster than real time even on a loaded 2-core box
+    assert sum(r.sim_time for r in results) > sum(r.wall_time for r in results), results
+
+
+def test_sim_expert_old_firmware():
+    sim = BimanualPiperSim('lift_box', 'clean', seed=4, old_firmware=True)
+    r = run_episode('lift_box', 4, sim=sim)
     assert r.success, r
 
 
@@ -28,7 +34,7 @@ def test_sim_plan_format_streamable():
     sim = BimanualPiperSim('handover_cube', 'clean', seed=3)
     exp = make_expert('handover_cube')
     plan = exp.next_plan(sim.scene_state())
-    assert isinstance(plan, Plan) and plan.label == 'pick' or plan.label
+    assert isinstance(plan, Plan) and plan.label == 'pick'
     assert plan.times[0] == 0.0 and np.all(np.diff(plan.times) > 0)
     t, q = plan.arm_trajectory('left')
     assert t[0] > 0 and np.all(np.diff(t) > 0) and q.shape == (len(t), 7)

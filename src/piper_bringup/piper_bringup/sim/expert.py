@@ -270,8 +270,8 @@ class Expert:
         closing axis by the tilt; TCP = center - depth * approach. tilt_toward: optional horizontal
         direction the approach should lean toward (sign of the tilt)."""
         ik = self.ik[arm]
-        best = None
         for tilt in tilts_deg:
+            cands = []
             for c in normals:
                 c = np.array([c[0], c[1], 0.0])
                 c /= np.linalg.norm(c)
@@ -284,22 +284,22 @@ class Expert:
                     q_g = ik.solve(p_g, R, seed=q_seed)
                     if q_g is None:
                         continue
-                    p_pre = p_g + np.array([0.0, 0.0, pre]) if pre_vertical else p_g - pre * a
-                    q_pre = ik.solve(p_pre, R, seed=q_g)
-                    if q_pre is None:
-                        continue
-                    down = ik.line(q_pre, p_pre, p_g, R)
-                    if down is None:
-                        continue
-                    up = ik.line(q_g, p_g, p_g + np.array([0, 0, lift]), R) if lift > 0 else []
-                    if up is None:
-                        continue
                     cost = float(np.sum(np.abs(q_g[3:6]))) + 0.5 * float(np.abs(q_g[0]))
-                    if best is None or cost < best[0]:
-                        best = (cost, dict(closing=c, approach=a, R=R, p_grasp=p_g, p_pre=p_pre, q_pre=q_pre,
-                                           q_grasp=q_g, down=down, up=up))
-            if best is not None:
-                return best[1]
+                    cands.append((cost, c, a, R, p_g, q_g))
+            # verify the cheapest candidates first (pre-grasp, straight descent, straight lift)
+            for cost, c, a, R, p_g, q_g in sorted(cands, key=lambda x: x[0]):
+                p_pre = p_g + np.array([0.0, 0.0, pre]) if pre_vertical else p_g - pre * a
+                q_pre = ik.solve(p_pre, R, seed=q_g)
+                if q_pre is None:
+                    continue
+                down = ik.line(q_pre, p_pre, p_g, R)
+                if down is None:
+                    continue
+                up = ik.line(q_g, p_g, p_g + np.array([0, 0, lift]), R) if lift > 0 else []
+                if up is None:
+                    continue
+                return dict(closing=c, approach=a, R=R, p_grasp=p_g, p_pre=p_pre, q_pre=q_pre, q_grasp=q_g,
+                            down=down, up=up)
         raise PlanningError(f'{arm}: no reachable grasp at {np.round(center, 3)}')
 
     def _holding(self, state, arm, width):
@@ -316,9 +316,9 @@ class Expert:
         """TCP pose that puts the held object's centre over target_xy with its lowest corner at bottom_z."""
         ik = self.ik[arm]
         corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
-        best = None
         for tilt in tilts:
-            for yaw in np.radians([-90, -60, -30, 0, 30, 60, 90, 120, 150, 180, -120, -150]):
+            cands = []
+            for yaw in np.radians(np.arange(-180, 180, 30)):
                 c = np.array([math.cos(yaw), math.sin(yaw), 0.0])
                 a = _rodrigues(c, math.radians(tilt)) @ np.array([0.0, 0.0, -1.0])
                 R = grasp_rotation(c, a)
@@ -329,19 +329,18 @@ class Expert:
                 q = ik.solve(p_tcp, R, seed=q_seed)
                 if q is None:
                     continue
+                cost = float(np.abs(q[3:6]).sum())
+                if q_seed is not None:
+                    cost += 0.3 * abs(float(q[0] - q_seed[0]))
+                cands.append((cost, R, p_tcp, q))
+            for cost, R, p_tcp, q in sorted(cands, key=lambda x: x[0]):
                 q_up = ik.solve(p_tcp + np.array([0, 0, 0.08]), R, seed=q)
                 if q_up is None:
                     continue
                 down = ik.line(q_up, p_tcp + np.array([0, 0, 0.08]), p_tcp, R)
                 if down is None:
                     continue
-                cost = float(np.abs(q[3:6]).sum())
-                if q_seed is not None:
-                    cost += 0.3 * abs(float(q[0] - q_seed[0]))
-                if best is None or cost < best[0]:
-                    best = (cost, dict(R=R, p=p_tcp, q=q, q_up=q_up, down=down))
-            if best is not None:
-                return best[1]
+                return dict(R=R, p=p_tcp, q=q, q_up=q_up, down=down)
         raise PlanningError(f'{arm}: no reachable place pose over {np.round(target_xy, 3)}')
 
 
