@@ -61,6 +61,13 @@ def test_act_is_prepare_then_denoise_in_robot_units(tiny_policy, tiny_config):
         final, states = tiny_policy.denoise(tiny_policy.prepare(ctx, img, proprio, 5), noise, 4, capture=[0, 2, 4])
     assert sorted(states) == [0, 2, 4] and torch.equal(states[0], noise) and torch.equal(states[4], final)
     assert torch.allclose(final, x)
+    # The loop (timestep conditioning precomputed for the schedule) is plain Euler on executor.velocity.
+    from aha_wam.models.flow import euler_sample
+    with torch.no_grad():
+        prepared = tiny_policy.prepare(ctx, img, proprio, 5)
+        ref, _ = euler_sample(lambda z, s: tiny_policy.executor.velocity(z, s.expand(1), prepared), noise,
+                              tiny_policy.inference_sigmas(4))
+    assert torch.allclose(ref, x, atol=1e-5)
 
 
 def test_offset_selects_the_chunk_position_not_the_phase(tiny_policy, tiny_config):

@@ -129,7 +129,10 @@ class ActionExecutor(nn.Module):
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, prepared: PreparedChunk) -> torch.Tensor:
         """x [B, chunk, A] noisy normalised actions; sigma [B] (per chunk) or [B, chunk] (per token)."""
         t = sigma.unsqueeze(-1) if sigma.dim() == 1 else sigma
-        emb, mod = self.time(t)
+        return self._velocity(x, *self.time(t), prepared)
+
+    def _velocity(self, x, emb, mod, prepared: PreparedChunk) -> torch.Tensor:
+        """emb [B|1, 1|chunk, d], mod [B|1, 1|chunk, 6, d]: timestep conditioning (see `time`)."""
         h = self.action_in(x.to(self.action_in.weight.dtype)) + self.branch
         cos, sin, swap = prepared.rope_cos, prepared.rope_sin, self.rope_swap
         for i, block in enumerate(self.blocks):
@@ -140,7 +143,9 @@ class ActionExecutor(nn.Module):
 
     def denoise(self, prepared: PreparedChunk, noise: torch.Tensor, sigmas: torch.Tensor,
                 capture=()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """Euler from noise (sigmas[0] = 1) to sigmas[-1] = 0; only the chunk tokens run per step."""
-        b = noise.shape[0]
-        return euler_sample(lambda x, s: self.velocity(x, s.expand(b), prepared), noise, sigmas.to(noise.dtype),
-                            capture)
+        """Euler from noise (sigmas[0] = 1) to sigmas[-1] = 0; only the chunk tokens run per step (the
+        timestep conditioning of the whole schedule is computed once, before the loop)."""
+        emb, mod = self.time(sigmas[:-1].to(noise.device).view(-1, 1, 1))     # [S, 1, 1, d], [S, 1, 1, 6, d]
+        steps = list(zip(emb.unbind(0), mod.unbind(0)))
+        return euler_sample(lambda x, s, cond: self._velocity(x, cond[0], cond[1], prepared), noise,
+                            sigmas.to(noise), capture, step_inputs=steps)

@@ -67,9 +67,12 @@ class FlowMatchSchedule:
         return noise - x0
 
 
-def euler_sample(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
-                 sigmas: torch.Tensor, capture: Iterable[int] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def euler_sample(velocity: Callable[..., torch.Tensor], noise: torch.Tensor, sigmas: torch.Tensor,
+                 capture: Iterable[int] = (), step_inputs=None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Integrate dx/ds = velocity(x, s) from sigmas[0] (noise) to sigmas[-1].
+
+    `step_inputs`, if given, is indexable by step i and velocity is called as velocity(x, sigmas[i],
+    step_inputs[i]) (e.g. timestep conditioning precomputed for the whole schedule).
 
     `capture` lists step indices i in [0, len(sigmas) - 1] whose state (after i Euler steps; 0 = the noise)
     is returned, for ODE distillation. The loop length is the static length of `sigmas`, and the body has
@@ -85,7 +88,8 @@ def euler_sample(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     if 0 in wanted:
         states[0] = x
     for i in range(n):
-        x = x + (sigmas[i + 1] - sigmas[i]) * velocity(x, sigmas[i])
+        v = velocity(x, sigmas[i]) if step_inputs is None else velocity(x, sigmas[i], step_inputs[i])
+        x = x + (sigmas[i + 1] - sigmas[i]) * v
         if i + 1 in wanted:
             states[i + 1] = x
     return x, states
