@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import rclpy
+import torch
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
@@ -40,6 +41,8 @@ JOINT_NAMES = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'grip
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
     'device': ('cpu', "torch device: 'cpu', 'cuda', 'cuda:N'"),
+    'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
+                         'executor and simulator share the CPU, and idle OpenMP workers spin'),
     'denoise_steps': (10, 'flow-matching Euler steps per chunk (1..64); Flash checkpoints use 1..4'),
     'control_rate': (20.0, 'executor updates per second, Hz (1..200)'),
     'max_context_age': (1.0, 's (> 0): hold when the newest valid context is older'),
@@ -78,6 +81,8 @@ class ExecutorNode(Node):
             raise ValueError(f"control_rate={p['control_rate']} Hz is outside 1..200")
         if not 1 <= p['denoise_steps'] <= 64:
             raise ValueError(f"denoise_steps={p['denoise_steps']} is outside 1..64")
+        if p['torch_threads'] > 0:
+            torch.set_num_threads(p['torch_threads'])
         self.policy, provenance = load_checkpoint(p['checkpoint'], device=p['device'])
         self.runtime = ExecutorRuntime(
             self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'],

@@ -13,6 +13,7 @@ import threading
 import time
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -33,6 +34,8 @@ from aha_wam_msgs.msg import PlannerContext
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
     'device': ('cpu', "torch device: 'cpu', 'cuda', 'cuda:N'"),
+    'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
+                         'executor and simulator share the CPU, and idle OpenMP workers spin'),
     'refresh_rate': (2.0, 'planner refreshes per second, Hz (0.1..30); the paper refreshes every 2 chunks'),
     'memory_size': (-1, 'past frames kept in the rolling K/V memory (0..16); -1 = the checkpoint config'),
     'transport': ('shm', "context transport: 'shm' (shared-memory ring), 'cuda_ipc' (same GPU), 'inline' (other host / bags)"),
@@ -53,6 +56,8 @@ class PlannerNode(Node):
             raise ValueError("parameter 'checkpoint' is empty: give the policy checkpoint directory")
         if not 0.1 <= p['refresh_rate'] <= 30.0:
             raise ValueError(f"refresh_rate={p['refresh_rate']} Hz is outside 0.1..30")
+        if p['torch_threads'] > 0:
+            torch.set_num_threads(p['torch_threads'])
         policy, provenance = load_checkpoint(p['checkpoint'], device=p['device'])
         if p['memory_size'] > 16:
             raise ValueError(f"memory_size={p['memory_size']} is outside 0..16 (-1 = checkpoint config)")
