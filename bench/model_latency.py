@@ -43,19 +43,23 @@ def _summary(samples_s: list[float]) -> dict:
     return {'median': round(statistics.median(ms), 3), 'p95': round(p95, 3), 'min': round(ms[0], 3), 'n': len(ms)}
 
 
-def _interleaved(fns: dict, repeats: int, warmup: int, sync) -> dict[str, list[float]]:
+def _interleaved(fns: dict, repeats: int, warmup: int, sync) -> tuple[dict, dict]:
     """Time every function once per round, round after round, so that load changes on a shared machine hit
-    all of them alike (the extra-step ratio compares act@1 with act@10 measured side by side)."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+    all of them alike (the extra-step ratio compares act@1 with act@10 measured side by side).
+    Returns (wall seconds, process CPU seconds) per function; CPU time is what the work costs when the
+    process is not waiting for a core (with 1 thread: the latency on an idle core)."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(warmup + repeats):
         for name, fn in fns.items():
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             sync()
             if r >= warmup:
-                samples[name].append(time.perf_counter() - t0)
-    return samples
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    return wall, cpu
 
 
 def bench_config(name: str, steps_list: list[int], repeats: int, warmup: int, device: torch.device,
@@ -90,7 +94,7 @@ def bench_config(name: str, steps_list: list[int], repeats: int, warmup: int, de
     for steps in steps_list:
         fns[f'act_{steps}'] = (lambda n: lambda: policy.act(context, image, proprio, offset=5, steps=n))(steps)
     with torch.no_grad():
-        samples = _interleaved(fns, repeats, warmup, sync)
+        samples, cpu = _interleaved(fns, repeats, warmup, sync)
     act = {str(n): _summary(samples[f'act_{n}']) for n in steps_list}
     result = {
         'params': sum(p.numel() for p in policy.parameters()),
@@ -99,11 +103,14 @@ def bench_config(name: str, steps_list: list[int], repeats: int, warmup: int, de
         'prefill_ms': _summary(samples['prefill']),
         'prepare_ms': _summary(samples['prepare']),
         'act_ms': act,
+        'cpu_time_median_ms': {name: round(statistics.median(v) * 1e3, 3) for name, v in cpu.items()},
     }
     if '1' in act and '10' in act:
         extra = (act['10']['median'] - act['1']['median']) / 9.0
         result['extra_step_ms'] = round(extra, 3)
         result['extra_step_over_first'] = round(extra / act['1']['median'], 3)
+        c = result['cpu_time_median_ms']
+        result['cpu_extra_step_over_first'] = round((c['act_10'] - c['act_1']) / 9.0 / c['act_1'], 3)
     return result
 
 

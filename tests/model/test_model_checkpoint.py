@@ -9,7 +9,7 @@ import yaml
 from aha_wam.checkpoint import CheckpointError, load_checkpoint, read_provenance, save_checkpoint
 from aha_wam.config import get_config
 from aha_wam.policy import AhaWamPolicy
-from conftest import random_image, randomise_zero_inits
+from _model_support import random_image, randomise_zero_inits
 
 STATS = {'state_mean': [0.1 * i for i in range(14)], 'state_std': [0.5 + 0.01 * i for i in range(14)],
          'action_mean': [-0.1 * i for i in range(14)], 'action_std': [0.3 + 0.02 * i for i in range(14)]}

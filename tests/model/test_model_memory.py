@@ -5,7 +5,7 @@ import torch
 from aha_wam.config import get_config
 from aha_wam.models.memory import KVMemory
 from aha_wam.models.rope import apply_rope, pair_swap_matrix, rope_3d
-from conftest import random_image
+from _model_support import random_image
 
 
 def test_kv_memory_capacity_fifo_eviction_reset():

@@ -4,7 +4,7 @@ import torch
 from aha_wam.config import get_config
 from aha_wam.models.ovcr import OvcrRouter
 from aha_wam.policy import AhaWamPolicy
-from conftest import random_image
+from _model_support import random_image
 
 
 def _inputs(cfg, b=2, seed=0):

@@ -5,7 +5,7 @@ import torch
 
 from aha_wam.config import get_config
 from aha_wam.policy import AhaWamPolicy
-from conftest import make_batch, random_image
+from _model_support import make_batch, random_image
 
 STATS = {'state_mean': [0.2] * 14, 'state_std': [0.5] * 14,
          'action_mean': [0.1 * i for i in range(14)], 'action_std': [0.01 + 0.05 * i for i in range(14)]}
@@ -41,7 +41,7 @@ def test_batch_validation_names_key_and_shape(tiny_policy, tiny_config):
 
 
 def test_act_is_prepare_then_denoise_in_robot_units(tiny_policy, tiny_config):
-    from conftest import randomise_zero_inits
+    from _model_support import randomise_zero_inits
     randomise_zero_inits(tiny_policy)
     tiny_policy.normalizer.set_stats(STATS)
     img = random_image(tiny_config)
@@ -136,7 +136,7 @@ def test_deployment_errors_are_clear(tiny_policy, tiny_config):
 def test_denoise_exports_to_onnx_and_matches(tiny_policy, tiny_config, tmp_path):
     """The pure-tensor denoise loop (static shapes, fixed steps) exports; onnxruntime agrees with eager."""
     ort = pytest.importorskip('onnxruntime')
-    from conftest import randomise_zero_inits
+    from _model_support import randomise_zero_inits
     from aha_wam.models.executor import PreparedChunk
     randomise_zero_inits(tiny_policy)
     img = random_image(tiny_config)

@@ -1,7 +1,7 @@
 """Attention topology: per-frame causal video, video blind to actions, chunk-local actions."""
 import torch
 
-from conftest import make_batch
+from _model_support import make_batch
 
 
 def _outputs(policy, inputs, video_noise, action_noise, seed=0):
@@ -59,7 +59,8 @@ def test_chunk_k_plus_1_never_changes_chunk_k(trained_like_policy, tiny_config):
     latents[:, 1] = torch.randn_like(latents[:, 1])
     an2 = an.clone()
     an2[:, 1] = torch.randn_like(an2[:, 1])
-    out = _outputs(trained_like_policy, dict(inputs, actions=actions, chunk_proprio=proprio, chunk_latents=latents), vn, an2)
+    changed = dict(inputs, actions=actions, chunk_proprio=proprio, chunk_latents=latents)
+    out = _outputs(trained_like_policy, changed, vn, an2)
     assert torch.allclose(out['action_velocity'][:, 0], base['action_velocity'][:, 0], atol=1e-6)
     assert not torch.allclose(out['action_velocity'][:, 1], base['action_velocity'][:, 1], atol=1e-4)
 

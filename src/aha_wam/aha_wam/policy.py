@@ -296,7 +296,8 @@ class AhaWamPolicy(nn.Module):
         a = self.config.executor.action_dim
         state = _as_tensor(proprio, 'proprio').to(self.device, torch.float32)
         if state.numel() != a:
-            raise ValueError(f'proprio must have {a} values (left j1..j6, gripper, right ...), got {tuple(state.shape)}')
+            raise ValueError(f'proprio must have {a} values (left j1..j6, gripper, right ...), '
+                             f'got {tuple(state.shape)}')
         state = self.normalizer.normalize_state(state.reshape(1, a))
         chunk_index = torch.tensor([int(offset) // self.config.executor.chunk_size], device=self.device)
         return self.executor.prepare(context.kv.unsqueeze(0).to(self.device), self.encode_image(image), state,

@@ -43,7 +43,8 @@ class PlannerBlock(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 1, 6, dim) / dim ** 0.5)
 
     def forward(self, x, mod, cos, sin, swap, text_k, text_v, mem_k=None, mem_v=None, mask=None, kv_only=False):
-        """x [B, N, d]; mod [B, N, 6, d]; cos/sin [B, 1, N, D] RoPE tables, swap [D, D] (rope.pair_swap_matrix); text_k/v [B, H, Nt, D];
+        """x [B, N, d]; mod [B, N, 6, d]; cos/sin [B, 1, N, D] RoPE tables, swap [D, D]
+        (rope.pair_swap_matrix); text_k/v [B, H, Nt, D];
         mem_k/v [B, H, Nm, D] (post-RoPE) or None; mask [B, 1, N, Nm + N] bool (True = attend) or None.
         Returns (x or None when kv_only, k, v) with k/v [B, H, N, D] of this call's tokens, k post-RoPE."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (self.modulation + mod).unbind(2)
@@ -146,7 +147,8 @@ class VideoPlanner(nn.Module):
             raise ValueError(f'planner latents must be [B, F, {self.latent_channels}, {self.latent_hw[0]}, '
                              f'{self.latent_hw[1]}], got {tuple(latents.shape)}')
         if tuple(sigmas.shape) != (b, f) or tuple(frame_times.shape) != (b, f):
-            raise ValueError(f'sigmas {tuple(sigmas.shape)} and frame_times {tuple(frame_times.shape)} must be [{b}, {f}]')
+            raise ValueError(f'sigmas {tuple(sigmas.shape)} and frame_times {tuple(frame_times.shape)} '
+                             f'must be [{b}, {f}]')
         t = self.tokens_per_frame
         n_kv = kv_frames * t
         x = self.patch_embed(patchify(latents, self.patch).to(self.patch_embed.weight.dtype))
