@@ -447,9 +447,10 @@ def _small() -> AhaWamConfig:
         name='small',
         encoder=ImageEncoderConfig(image_height=96, image_width=96, latent_channels=8, downsample=8,
                                    base_channels=16),
-        planner=PlannerConfig(hidden=256, num_layers=6, num_heads=4, head_dim=64, ffn_dim=1024),
-        # As in the paper (1024 vs 3072) the executor is narrower than the planner; it shares 4 x 64 heads.
-        executor=ExecutorConfig(hidden=128, ffn_dim=512),
+        # Attention 4 x 32 (width 128 < hidden 256) and a narrow executor (as the paper's 1024 vs 3072): the
+        # executor's 16-token denoise step is latency-bound on CPU (bench/model_latency.py: act@4 <= 40 ms).
+        planner=PlannerConfig(hidden=256, num_layers=6, num_heads=4, head_dim=32, ffn_dim=1024),
+        executor=ExecutorConfig(hidden=128, ffn_dim=256),
         ovcr=OvcrConfig(num_queries=16, query_dim=128, delta_hidden=128),
         memory=MemoryConfig(max_entries=4),
         task=TaskConfig(text_dim=256, text_tokens=8, num_tasks=16),

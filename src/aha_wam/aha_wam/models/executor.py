@@ -117,7 +117,8 @@ class ActionExecutor(nn.Module):
         kv = context_kv.to(dtype)
         if self.ovcr is not None:
             kv = self.ovcr(kv, obs_latent.to(dtype))
-        heads = kv.unflatten(-1, (self.num_heads, self.head_dim)).permute(1, 2, 0, 4, 3, 5)   # L 2 B H T D
+        # Contiguous once here, so that every denoise step concatenates from dense per-layer slices.
+        heads = kv.unflatten(-1, (self.num_heads, self.head_dim)).permute(1, 2, 0, 4, 3, 5).contiguous()  # L2BHTD
         cond = torch.cat([task_tokens.to(dtype), self.proprio_in(proprio.to(dtype)).unsqueeze(1)], dim=1)
         cond = self.text_embed(cond)
         cross = [block.cross.context_kv(cond) for block in self.blocks]
