@@ -130,6 +130,15 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] 
 }
 
 
+def _learning_commands() -> dict:
+    """record, train-ae, train, distill, eval-sim: defined in aha_wam.train.commands (lazy heavy imports)."""
+    from aha_wam.train.commands import COMMANDS as learning
+    return learning
+
+
+COMMANDS.update(_learning_commands())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='aha-wam', description='AHA-WAM suite command line')
     sub = parser.add_subparsers(dest='command', required=True)

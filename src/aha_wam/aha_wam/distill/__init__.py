@@ -1,0 +1,2 @@
+"""Flash executor by ODE distillation (see ode.py)."""
+from aha_wam.distill.ode import CAPTURE, PATHS, Distiller  # noqa: F401

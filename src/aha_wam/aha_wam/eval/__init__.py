@@ -1,0 +1,1 @@
+"""Closed-loop evaluation in the ROS-free simulator with the deployed asynchronous schedule."""
