@@ -86,6 +86,10 @@ def load_train_config(source: str | os.PathLike | None = None, overrides: Iterab
     for key in ('betas', 'history_spacing'):
         if key in data:
             data[key] = tuple(data[key])
+    floats = {'lr', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema_decay', 'val_fraction'}
+    for key in floats & set(data):
+        if isinstance(data[key], str):      # YAML 1.1 reads '1e-3' (no dot) as a string
+            data[key] = float(data[key])
     return TrainConfig(**data)
 
 
