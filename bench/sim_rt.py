@@ -35,8 +35,8 @@ def bench_sim(seconds: float = 5.0, task: str = 'lift_box', image=(96, 96), came
     sim = BimanualPiperSim(task, 'clean', seed=0, image_size=tuple(image))
     sim.render()  # create the GL context outside the timing
     dt = sim.physics_dt
-    steps_per_cmd = int(round(1.0 / (command_hz * dt)))
     n_ticks = int(seconds * command_hz)
+    done_steps = 0
     base = np.array([0.0, 1.2, -1.0, 0.0, 0.6, 0.0, 0.03])
     amp = np.array([0.4, 0.3, 0.3, 0.5, 0.3, 0.5, 0.03])
     t_phys = t_render = t_cmd = 0.0
@@ -50,7 +50,9 @@ def bench_sim(seconds: float = 5.0, task: str = 'lift_box', image=(96, 96), came
         for i, arm in enumerate(ARMS):
             sim.command(arm, base + amp * np.sin(2 * np.pi * 0.3 * t + i), 100.0)
         b = time.perf_counter()
-        sim.step(steps_per_cmd)
+        target_steps = int(round((k + 1) / (command_hz * dt)))   # exact command rate on the physics clock
+        sim.step(target_steps - done_steps)
+        done_steps = target_steps
         c = time.perf_counter()
         t_cmd += b - a
         t_phys += c - b
@@ -61,14 +63,14 @@ def bench_sim(seconds: float = 5.0, task: str = 'lift_box', image=(96, 96), came
             next_frame += 1.0 / camera_hz
     wall = time.perf_counter() - w0
     cpu = time.process_time() - cpu0
-    sim_s = n_ticks * steps_per_cmd * dt
+    sim_s = done_steps * dt
     rtf = sim_s / wall
     sim.close()
     return {
         'task': task, 'image_size': list(image), 'camera_hz': camera_hz, 'command_hz': command_hz,
         'physics_hz': round(1.0 / dt), 'sim_seconds': round(sim_s, 3), 'wall_seconds': round(wall, 3),
         'real_time_factor': round(rtf, 2),
-        'physics_step_us': round(1e6 * t_phys / (n_ticks * steps_per_cmd), 1),
+        'physics_step_us': round(1e6 * t_phys / done_steps, 1),
         'render_ms': round(1e3 * t_render / max(1, n_render), 2),
         'command_us': round(1e6 * t_cmd / (2 * n_ticks), 1),
         'cpu_share_at_1x': round(min(1.0, (cpu / sim_s)), 3),
