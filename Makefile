@@ -4,7 +4,7 @@ SHELL := /bin/bash
 RUN := bash scripts/run.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup build test demo bench clean distclean
+.PHONY: help setup build test demo bench clean distclean train
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,3 +29,11 @@ clean:  ## remove colcon build products (keeps .venv)
 
 distclean: clean  ## also remove the virtual environment
 	rm -rf .venv
+
+train: setup  ## reproduce checkpoints/cpu(+_flash): expert demos -> cache -> train-ae -> train -> distill (fixed seeds)
+	@$(RUN) aha-wam record --out runs/cpu/demos --episodes 30 --first-seed 1000
+	@$(RUN) aha-wam train-ae --config config/train/cpu.yaml --data runs/cpu/demos --steps 800
+	@$(RUN) aha-wam train --config config/train/cpu.yaml --data runs/cpu/demos
+	@$(RUN) aha-wam distill --config config/train/cpu_distill.yaml --teacher runs/cpu/train/checkpoint
+	rm -rf checkpoints/cpu checkpoints/cpu_flash
+	mkdir -p checkpoints && cp -r runs/cpu/train/checkpoint checkpoints/cpu && cp -r runs/cpu/flash/checkpoint checkpoints/cpu_flash

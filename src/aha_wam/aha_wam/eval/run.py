@@ -77,3 +77,23 @@ def run_evaluation(args) -> dict:
         report['variants'][name] = {'description': desc, 'schedule': dataclasses.asdict(sched), 'tasks': per_task,
                                     'overall_rate': ok / max(n, 1), 'wall_s': round(time.perf_counter() - t0, 1)}
     return report
+
+
+def ablation_table(report: dict) -> str:
+    """Markdown table (variant x task success with Wilson 95% interval, control rate) of one report."""
+    variants = report['variants']
+    tasks = list(next(iter(variants.values()))['tasks'])
+    head = '| variant | ' + ' | '.join(tasks) + ' | all | control rate (sim) | update wall p50 |'
+    lines = [head, '|' + '---|' * (len(tasks) + 4)]
+    for name, v in variants.items():
+        cells = []
+        for t in tasks:
+            r = v['tasks'][t]
+            lo, hi = r['ci95']
+            cells.append(f"{100 * r['rate']:.0f}% ({r['successes']}/{r['episodes']}, {100 * lo:.0f}-{100 * hi:.0f})")
+        rates = [v['tasks'][t]['control_rate_hz'] for t in tasks]
+        walls = [v['tasks'][t]['update_wall_ms_p50'] for t in tasks if v['tasks'][t]['update_wall_ms_p50']]
+        wall = f'{sum(walls) / len(walls):.1f} ms' if walls else '-'
+        lines.append(f"| {name} | " + ' | '.join(cells) + f" | {100 * v['overall_rate']:.0f}% | "
+                     f"{sum(rates) / len(rates):.1f} Hz | {wall} |")
+    return '\n'.join(lines)

@@ -49,8 +49,12 @@ def _record_args(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------------------- training
 def _train_config(args):
+    import torch
     from aha_wam.train.workspace import load_train_config
-    return load_train_config(args.config, args.set or [])
+    cfg = load_train_config(args.config, args.set or [])
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)     # before the cache build: more threads thrash a shared CPU
+    return cfg
 
 
 def ensure_cache(cfg, data: str | None):
