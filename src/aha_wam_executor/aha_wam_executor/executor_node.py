@@ -28,6 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from aha_wam.checkpoint import load_checkpoint
 from aha_wam.context.channel import ContextReader, Rejection
+from aha_wam.export import make_backend
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, msg_to_descriptor
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
 from aha_wam.ros.params import declare
@@ -44,6 +45,9 @@ PARAMETERS = {
     'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
                          'executor and simulator share the CPU, and idle OpenMP workers spin'),
     'denoise_steps': (10, 'flow-matching Euler steps per chunk (1..64); Flash checkpoints use 1..4'),
+    'backend': ('torch', "executor inference backend: 'torch' (eager), 'torch_compile', 'cudagraph' (CUDA), "
+                        "'onnxruntime', 'tensorrt' (CUDA + tensorrt package); one that cannot run here "
+                        'refuses at start, naming the missing package or device'),
     'control_rate': (20.0, 'executor updates per second, Hz (1..200)'),
     'max_context_age': (1.0, 's (> 0): hold when the newest valid context is older'),
     'max_image_age': (0.5, 's (> 0): hold when the newest image is older'),
@@ -84,14 +88,16 @@ class ExecutorNode(Node):
         if p['torch_threads'] > 0:
             torch.set_num_threads(p['torch_threads'])
         self.policy, provenance = load_checkpoint(p['checkpoint'], device=p['device'])
+        # Export / capture / engine build happen here, before the first update (BackendUnavailable if not here).
+        backend = make_backend(self.policy, p['backend'], steps=p['denoise_steps'])
         self.runtime = ExecutorRuntime(
-            self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'],
+            self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'], backend=backend,
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']))
         self.reader = ContextReader(max_age_s=p['max_context_age'], expected_layout=self.policy.planner.layout)
         self.reader.prepare(self.policy.planner.layout)
         self.get_logger().info(f"checkpoint {p['checkpoint']} ({self.policy.config.name}, "
-                               f"{provenance.get('steps', 0)} steps), {p['denoise_steps']} steps at "
-                               f"{p['control_rate']} Hz, arms {p['arms']}")
+                               f"{provenance.get('steps', 0)} steps), backend {backend.describe()}, "
+                               f"{p['denoise_steps']} steps at {p['control_rate']} Hz, arms {p['arms']}")
 
         self._lock = threading.Lock()
         self._image: tuple[np.ndarray, int] | None = None

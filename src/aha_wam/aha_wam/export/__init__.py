@@ -1,7 +1,7 @@
 """Real-time inference paths of the executor (and the planner prefill): backends behind one switch.
 
     from aha_wam.export import make_backend
-    backend = make_backend(policy, 'onnxruntime', steps=10)    # torch | torch_compile | cudagraph | onnxruntime | tensorrt
+    backend = make_backend(policy, 'onnxruntime', steps=10)   # see BACKENDS
     runtime = ExecutorRuntime(policy, steps=10, backend=backend)
 
 - `backends`: the ExecutorBackend interface (prepare/denoise with the policy's semantics), eager torch,

@@ -1,6 +1,6 @@
 """Executor inference backends with the policy's `prepare` / `denoise` semantics, selected by name.
 
-    backend = make_backend(policy, 'onnxruntime', steps=10)   # torch | torch_compile | cudagraph | onnxruntime | tensorrt
+    backend = make_backend(policy, 'onnxruntime', steps=10)      # one of BACKENDS
     prepared = backend.prepare(context, image, proprio, offset)  # once per update (hoisted, loop-invariant)
     x = backend.denoise(prepared, noise, steps)                  # normalised chunk [1, c, A], policy dtype/device
 

@@ -174,7 +174,8 @@ def _example_prepared(policy) -> PreparedChunk:
 
 def _noise(policy) -> torch.Tensor:
     e = policy.config.executor
-    return torch.zeros(1, e.chunk_size, e.action_dim, device=policy.device, dtype=policy.executor.action_in.weight.dtype)
+    dtype = policy.executor.action_in.weight.dtype
+    return torch.zeros(1, e.chunk_size, e.action_dim, device=policy.device, dtype=dtype)
 
 
 # ------------------------------------------------------------------------------------------------ exports

@@ -62,10 +62,14 @@ class ExecutorRuntime:
     """Turns (context, observation, now) into an executable chunk or a fault, with stage timings."""
 
     def __init__(self, policy, *, steps: int, freshness: Freshness = Freshness(),
-                 guard: ChunkGuard | None = None, seed: int = 0, task: int = 0, min_actions: int = 2):
+                 guard: ChunkGuard | None = None, seed: int = 0, task: int = 0, min_actions: int = 2,
+                 backend=None):
         if steps < 1:
             raise ValueError(f'denoise steps must be >= 1, got {steps}')
         self.policy = policy
+        # prepare/denoise run on `backend` (aha_wam.export.make_backend: cudagraph, onnxruntime, tensorrt, ...)
+        # with the policy's semantics; by default on the policy itself (eager torch).
+        self.backend = policy if backend is None else backend
         self.steps = int(steps)
         self.min_actions = int(min_actions)    # fewest still-future actions worth sending
         self.freshness = freshness
@@ -124,11 +128,11 @@ class ExecutorRuntime:
         try:
             with torch.no_grad():
                 image = model_image(obs.image, *self.image_hw)
-                prepared = self.policy.prepare(context, image, obs.proprio, out.phase_offset)
+                prepared = self.backend.prepare(context, image, obs.proprio, out.phase_offset)
                 t1 = clock_ns()
                 noise = torch.randn(1, self.chunk_size, self.policy.config.executor.action_dim,
                                     generator=self.generator).to(self.policy.device)
-                x = self.policy.denoise(prepared, noise.to(self.policy.executor.action_in.weight.dtype), self.steps)
+                x = self.backend.denoise(prepared, noise.to(self.policy.executor.action_in.weight.dtype), self.steps)
                 chunk = self.policy.normalizer.unnormalize_action(x.float())[0].cpu().numpy().astype(np.float64)
         except Exception as exc:   # never let one bad input kill the control loop: hold and report
             out.faults |= Fault.INFERENCE_ERROR
