@@ -1,0 +1,196 @@
+"""`aha-wam eval-bag`: recorded bags -> replay through the deployed schedule -> metrics -> report folder."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aha_wam.offline import metrics as M
+from aha_wam.offline.bagio import BagError, read_bag
+from aha_wam.offline.replay import Replay, ReplayController, replay_bag
+from aha_wam.offline.topics import TopicMap, TopicMapError, load_topic_map
+
+
+def bag_metrics(r: Replay) -> dict:
+    """The deterministic metrics of one replay (no wall-clock values)."""
+    m = r.active
+    grip = {}
+    for i, arm in enumerate(M.ARMS):
+        g = 7 * i + 6
+        grip[arm] = (M.gripper_timing(r.t[m], r.recorded[m, g], r.predicted[m, g]) if m.sum() >= 2 else
+                     {'recorded_events': 0, 'matched': 0, 'missed': 0, 'extra': 0, 'errors_s': []})
+    faults: dict = {}
+    for u in r.updates:
+        for f in u['faults']:
+            faults[f] = faults.get(f, 0) + 1
+    delays = [u['delay_steps'] for u in r.updates if u['delay_steps'] is not None]
+    return {
+        'bag': r.name, 'task': r.task, 'duration_s': round(r.duration_s, 6), 'control_steps': int(r.t.size),
+        'evaluated_steps': int(m.sum()),
+        'first_command_s': r.chunks[0]['t_start'] if r.chunks else None,
+        'action_error': M.action_error(r.predicted, r.recorded, m),
+        'chunk_discontinuity': M.discontinuity_summary(M.chunk_discontinuity(r.chunks)),
+        'gripper_timing': grip,
+        'ee_path': M.ee_path(r.predicted, r.recorded, m),
+        'context_age_ms': M.distribution([u['context_age_ms'] for u in r.updates]),
+        'inference_delay_steps': M.distribution(delays),
+        'modelled_latency_ms': M.distribution([u['latency_ms'] for u in r.updates if u['delay_steps'] is not None]),
+        'phase_offset_steps': M.distribution([u['phase_offset'] for u in r.updates if u['delay_steps'] is not None]),
+        'executor': {'updates': len(r.updates), 'chunks': len(r.chunks), 'faults': dict(sorted(faults.items())),
+                     **r.counts},
+    }
+
+
+def aggregate(replays: list[Replay], per_bag: list[dict]) -> dict:
+    """Pooled over all bags: every evaluated step, chunk switch, gripper event and update counts once."""
+    pred = np.concatenate([r.predicted for r in replays])
+    rec = np.concatenate([r.recorded for r in replays])
+    mask = np.concatenate([r.active for r in replays])
+    jumps = np.concatenate([M.chunk_discontinuity(r.chunks) for r in replays])
+    grip = {}
+    for i, arm in enumerate(M.ARMS):
+        per = [b['gripper_timing'][arm] for b in per_bag]
+        errs = [e for g in per for e in g['errors_s']]
+        grip[arm] = {'recorded_events': sum(g['recorded_events'] for g in per),
+                     'matched': sum(g['matched'] for g in per), 'missed': sum(g['missed'] for g in per),
+                     'extra': sum(g['extra'] for g in per),
+                     'abs_error_s': M.distribution(np.abs(errs)) if errs else {'count': 0}}
+    ee = {}
+    for arm in M.ARMS:
+        per = [(b['ee_path'][arm], b['evaluated_steps']) for b in per_bag]
+        per = [(p, n) for p, n in per if p]
+        ee[arm] = None if not per else {
+            'mean_error_m': float(sum(p['mean_error_m'] * n for p, n in per) / sum(n for _, n in per)),
+            'max_error_m': float(max(p['max_error_m'] for p, _ in per))}
+    ups = [u for r in replays for u in r.updates]
+    return {
+        'bags': len(replays), 'duration_s': float(sum(r.duration_s for r in replays)),
+        'evaluated_steps': int(mask.sum()),
+        'action_error': M.action_error(pred, rec, mask),
+        'chunk_discontinuity': M.discontinuity_summary(jumps),
+        'gripper_timing': grip, 'ee_path': ee,
+        'context_age_ms': M.distribution([u['context_age_ms'] for u in ups]),
+        'inference_delay_steps': M.distribution([u['delay_steps'] for u in ups if u['delay_steps'] is not None]),
+    }
+
+
+def _task_table(provenance: dict) -> dict | None:
+    tasks = (provenance.get('extra') or {}).get('tasks')
+    return {name: i for i, name in enumerate(tasks)} if tasks else None
+
+
+def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: TopicMap | None = None,
+                  steps: int | None = None, task: str | None = None, seed: int = 0, schedule=None,
+                  stream_hz: float = 200.0, plots: bool = True, log=None) -> dict:
+    """The whole `eval-bag` job. Raises BagError / TopicMapError / CheckpointError with a one-line message."""
+    import torch
+    from aha_wam.checkpoint import load_checkpoint
+    from aha_wam.data.episode import TASKS
+    from aha_wam.eval.harness import Schedule
+    wall0 = time.perf_counter()
+    tmap = topic_map or TopicMap()
+    schedule = schedule or Schedule()
+    policy, prov = load_checkpoint(checkpoint)
+    task_ids = _task_table(prov)
+    known = list(task_ids) if task_ids else list(TASKS)
+    steps = int(steps or policy.config.flow.inference_steps)
+    hw = (policy.config.encoder.image_height, policy.config.encoder.image_width)
+    controller = ReplayController(policy, steps, schedule, task_ids)
+    replays, per_bag, read_s = [], [], 0.0
+    try:
+        for path in bags:
+            t0 = time.perf_counter()
+            rec = read_bag(path, tmap, image_hw=hw)
+            read_s += time.perf_counter() - t0
+            name = task or rec.meta.get('task') or known[0]
+            if name not in known:
+                raise BagError(f'{path}: task {name!r} is not in the checkpoint task table {known} (use --task)')
+            with torch.no_grad():
+                r = replay_bag(rec, controller, name, seed=seed, stream_hz=stream_hz)
+            replays.append(r)
+            metrics = bag_metrics(r)
+            per_bag.append(metrics)
+            if log:
+                ae = metrics['action_error']['per_arm']
+                log(json.dumps({'bag': r.name, 'steps': metrics['control_steps'], 'evaluated': metrics['evaluated_steps'],
+                                'joints_mse': {a: round(v['joints_mse'], 6) for a, v in ae.items()},
+                                'replay_s': round(r.wall_s, 2), 'bag_s': round(r.duration_s, 2)}))
+    finally:
+        controller.close()
+    replay_s = sum(r.wall_s for r in replays)
+    bag_s = sum(r.duration_s for r in replays)
+    summary = {
+        'format': 'aha_wam.eval_bag', 'version': 1,
+        'checkpoint': str(checkpoint), 'checkpoint_config': policy.config.name,
+        'denoise_steps': steps, 'seed': seed, 'stream_hz': stream_hz,
+        'schedule': dataclasses.asdict(schedule), 'topic_map': tmap.describe(),
+        'aggregate': aggregate(replays, per_bag), 'bags': per_bag,
+        'timing': {   # wall clock of this machine: the only non-deterministic section
+            'executor_update_wall_ms': M.distribution([x for r in replays for x in r.update_wall_ms]),
+            'planner_refresh_wall_ms': M.distribution([x for r in replays for x in r.refresh_wall_ms]),
+            'read_s': round(read_s, 3), 'replay_s': round(replay_s, 3), 'bag_s': round(bag_s, 3),
+            'realtime_factor_replay': round(bag_s / replay_s, 3) if replay_s else None,
+        },
+    }
+    if out:
+        from aha_wam.offline.report import write_report
+        t0 = time.perf_counter()
+        write_report(Path(out), summary, replays, plots=plots)
+        summary['timing']['report_s'] = round(time.perf_counter() - t0, 3)
+    total = time.perf_counter() - wall0
+    summary['timing']['total_s'] = round(total, 3)
+    summary['timing']['realtime_factor_total'] = round(bag_s / total, 3) if total else None
+    if out:
+        (Path(out) / 'summary.json').write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def cmd_eval_bag(args) -> int:
+    """Offline evaluation: replay recorded bags through planner + executor on the bag's clock; metrics + report."""
+    import torch
+    from aha_wam.checkpoint import CheckpointError
+    from aha_wam.eval.harness import Schedule
+    torch.set_num_threads(max(1, int(args.threads)))
+    schedule = Schedule(planner_every=args.planner_every, executor_every=args.executor_every,
+                        planner_latency_ms=args.planner_latency_ms, executor_fixed_ms=args.executor_fixed_ms,
+                        executor_step_ms=args.executor_step_ms)
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
+    try:
+        tmap = load_topic_map(args.topic_map)
+        s = evaluate_bags(args.bags, args.checkpoint, args.out, tmap, steps=args.steps, task=args.task,
+                          seed=args.seed, schedule=schedule, stream_hz=args.stream_hz, plots=not args.no_plots,
+                          log=log)
+    except (BagError, TopicMapError, CheckpointError) as exc:
+        print(f'aha-wam eval-bag: error: {exc}', file=sys.stderr)
+        return 2
+    agg = s['aggregate']
+    line = {'bags': agg['bags'], 'bag_s': s['timing']['bag_s'], 'evaluated_steps': agg['evaluated_steps'],
+            'joints_mse': {a: v['joints_mse'] for a, v in agg['action_error'].get('per_arm', {}).items()},
+            'gripper_mse': {a: v['gripper_mse'] for a, v in agg['action_error'].get('per_arm', {}).items()},
+            'realtime_factor': s['timing']['realtime_factor_total'], 'report': args.out}
+    print(json.dumps(line))
+    return 0
+
+
+def add_arguments(p) -> None:
+    p.add_argument('bags', nargs='+', help='rosbag2 directories (MCAP or sqlite3)')
+    p.add_argument('--checkpoint', required=True, help='policy checkpoint directory')
+    p.add_argument('--topic-map', default=None,
+                   help='topic map YAML or bundled name (aha_wam, agilex, agilex_aloha); default: aha_wam')
+    p.add_argument('--out', default=None, help='report folder (report.md, report.html, *.png, summary.json)')
+    p.add_argument('--steps', type=int, default=None, help='denoising steps (default: the checkpoint config)')
+    p.add_argument('--task', default=None, help='task name when the bag metadata has none')
+    p.add_argument('--seed', type=int, default=0, help='executor noise seed (same seed, same result)')
+    p.add_argument('--planner-every', type=int, default=25, help='control steps between planner refreshes')
+    p.add_argument('--executor-every', type=int, default=4, help='control steps between executor updates')
+    p.add_argument('--planner-latency-ms', type=float, default=40.0, help='modelled planner latency')
+    p.add_argument('--executor-fixed-ms', type=float, default=15.0, help='modelled executor latency, fixed part')
+    p.add_argument('--executor-step-ms', type=float, default=3.0, help='modelled executor latency per denoise step')
+    p.add_argument('--stream-hz', type=float, default=200.0, help='trajectory streamer rate')
+    p.add_argument('--threads', type=int, default=1, help='torch threads')
+    p.add_argument('--no-plots', action='store_true', help='JSON + Markdown only')
+    p.add_argument('--verbose', action='store_true', help='one JSON line per bag on stderr')
