@@ -43,6 +43,7 @@ setup(
         'console_scripts': [
             'aha-wam = aha_wam.cli:main',
             'context_probe = aha_wam.ros.context_probe:main',
+            'bag_player = aha_wam.ros.bag_player:main',
         ],
     },
 )

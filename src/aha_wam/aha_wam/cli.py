@@ -139,6 +139,15 @@ def _learning_commands() -> dict:
 COMMANDS.update(_learning_commands())
 
 
+def _offline_commands() -> dict:
+    """eval-bag, play: defined in aha_wam.offline.commands (lazy heavy imports)."""
+    from aha_wam.offline.commands import COMMANDS as offline
+    return offline
+
+
+COMMANDS.update(_offline_commands())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='aha-wam', description='AHA-WAM suite command line')
     sub = parser.add_subparsers(dest='command', required=True)
