@@ -26,7 +26,7 @@ def recorded_command(k: int) -> np.ndarray:
 def write_bag(path, steps: int = 100, image_every: int = 3, topics: dict | None = None, storage: str = 'mcap',
               joint_names=('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'),
               skip_roles=(), types: dict | None = None, no_messages: bool = False, hw=(24, 32),
-              meta: dict | None = None) -> Path:
+              meta: dict | None = None, proprio=None) -> Path:
     """Images every `image_every` steps, joint states (= P14) and commands (`recorded_command`) every step,
     all exactly on the 50 Hz grid from T0_NS; topic names from `topics` (role -> topic, default ours)."""
     import json
@@ -55,6 +55,7 @@ def write_bag(path, steps: int = 100, image_every: int = 3, topics: dict | None 
             w.write(conns[role], ns, ts.serialize_cdr(msg, kinds[role]))
 
     rng = np.random.default_rng(0)
+    state = P14 if proprio is None else np.asarray(proprio, np.float64)
     if not no_messages:
         put('instruction', T['std_msgs/msg/String'](data='lift the box'), T0_NS)
         for k in range(steps):
@@ -64,7 +65,7 @@ def write_bag(path, steps: int = 100, image_every: int = 3, topics: dict | None 
                 put('image', T['sensor_msgs/msg/Image'](header=header(ns), height=hw[0], width=hw[1], encoding='rgb8',
                                                         is_bigendian=0, step=3 * hw[1], data=img.reshape(-1)), ns)
             for i, arm in enumerate(('left', 'right')):
-                for role, q in ((f'joint_states_{arm}', P14[7 * i:7 * i + 7]),
+                for role, q in ((f'joint_states_{arm}', state[7 * i:7 * i + 7]),
                                 (f'commands_{arm}', recorded_command(k)[7 * i:7 * i + 7])):
                     if kinds[role] != 'sensor_msgs/msg/JointState':
                         put(role, T['std_msgs/msg/String'](data='x'), ns)

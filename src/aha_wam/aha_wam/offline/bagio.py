@@ -117,6 +117,52 @@ def read_meta(path: Path) -> dict:
         return {}
 
 
+def check_mcap_chunks(path: Path) -> None:
+    """Structural check of every chunk of the bag's MCAP files (rosbags trusts the summary and skips CRCs):
+    the record at each indexed offset must be a chunk of the indexed length that decompresses to its stated
+    size and, where the writer stored one (ros2 bag record does; rosbags writes 0), matches its CRC-32."""
+    import struct
+    import zlib
+    for f in sorted(path.glob('*.mcap')):
+        try:
+            from mcap.reader import make_reader
+            with open(f, 'rb') as fh:
+                summary = make_reader(fh).get_summary()
+        except Exception as exc:
+            raise BagError(f'{path}: {f.name} is truncated or its summary is corrupt ({type(exc).__name__}: {exc})') \
+                from None
+        if summary is None:
+            continue
+        with open(f, 'rb') as fh:
+            for n, ci in enumerate(summary.chunk_indexes):
+                fh.seek(ci.chunk_start_offset)
+                raw = fh.read(ci.chunk_length)
+                where = f'{path}: {f.name} chunk {n + 1}/{len(summary.chunk_indexes)} at byte {ci.chunk_start_offset}'
+                if len(raw) < ci.chunk_length or raw[0] != 0x06 or \
+                        struct.unpack_from('<Q', raw, 1)[0] != ci.chunk_length - 9:
+                    raise BagError(f'{where} is corrupt (bad record header) or truncated')
+                try:
+                    usize, crc = struct.unpack_from('<QI', raw, 9 + 16)
+                    clen = struct.unpack_from('<I', raw, 9 + 28)[0]
+                    comp = raw[9 + 32:9 + 32 + clen].decode()
+                    rlen = struct.unpack_from('<Q', raw, 9 + 32 + clen)[0]
+                    body = raw[9 + 40 + clen:9 + 40 + clen + rlen]
+                    if comp == 'zstd':
+                        import zstandard
+                        body = zstandard.ZstdDecompressor().decompress(body, max_output_size=usize)
+                    elif comp == 'lz4':
+                        import lz4.frame
+                        body = lz4.frame.decompress(body)
+                    elif comp:
+                        raise ValueError(f'unknown compression {comp!r}')
+                except Exception as exc:
+                    raise BagError(f'{where} is corrupt ({type(exc).__name__}: {exc})') from None
+                if len(body) != usize:
+                    raise BagError(f'{where} is corrupt: {len(body)} bytes instead of {usize}')
+                if crc and zlib.crc32(body) != crc:
+                    raise BagError(f'{where} is corrupt: CRC-32 mismatch')
+
+
 def read_bag(path: str | os.PathLike, tmap: TopicMap | None = None,
              image_hw: tuple[int, int] | None = None) -> RecordedBag:
     """The mapped streams of one bag. Raises BagError (never anything else for a bad bag)."""
@@ -129,6 +175,7 @@ def read_bag(path: str | os.PathLike, tmap: TopicMap | None = None,
         raise BagError(f'{path}: not a rosbag2 directory (no metadata.yaml)')
     if path.is_file():
         raise BagError(f'{path}: expected a rosbag2 bag directory (with metadata.yaml), got a file')
+    check_mcap_chunks(path)
     try:
         from rosbags.highlevel import AnyReader
         reader = AnyReader([path], default_typestore=_typestore())
