@@ -287,6 +287,12 @@ NOTES = [
     'measured ~1e-7 executor, ~1e-6 prefill).',
     'cudagraph (GPU): prepare and the whole N-step denoise loop are each one captured CUDA graph on static '
     'buffers; tensorrt (GPU): one engine per N from the unrolled denoise ONNX. Both need a CUDA machine.',
+    'torch_compile (`--compile`, not in the default run): inductor builds one graph per step count; on this '
+    '2-core CPU that took ~250 s for tiny\'s four step counts, so it is opt-in.',
+    'Reading the ratios: async/sync is (prefill + update) / update, so it grows with the planner/executor cost '
+    'ratio. In tiny/small the one-frame prefill is cheaper than ten executor steps; at paper dimensions the '
+    'planner (30 x 3072, ~5 B parameters) is several times the executor (30 x 1024, ~1 B), which is where the '
+    '4.5x / 10x GPU targets apply.',
 ]
 
 

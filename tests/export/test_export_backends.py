@@ -55,8 +55,8 @@ def test_export_cudagraph_refuses_without_a_cuda_policy(tiny_policy):
 
 
 @pytest.mark.skipif(not os.environ.get('AHA_WAM_TEST_COMPILE'),
-                    reason='torch.compile on CPU: inductor needs ~60 s per step count for tiny on this shared 2-core machine; '
-                           'set AHA_WAM_TEST_COMPILE=1 to run it')
+                    reason='torch.compile on CPU: inductor needs ~60 s per step count for tiny on this shared '
+                           '2-core machine; set AHA_WAM_TEST_COMPILE=1 to run it')
 def test_export_torch_compile_matches_eager(tiny_policy):
     backend = make_backend(tiny_policy, 'torch_compile')
     image, proprio, noise = _inputs(tiny_policy, 0)
