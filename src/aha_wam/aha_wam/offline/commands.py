@@ -13,7 +13,7 @@ def cmd_eval_bag(args) -> int:
     from aha_wam.checkpoint import CheckpointError
     from aha_wam.eval.harness import Schedule
     from aha_wam.offline.bagio import BagError
-    from aha_wam.offline.evaluate import evaluate_bags
+    from aha_wam.offline.evaluate import SetupError, evaluate_bags
     from aha_wam.offline.topics import TopicMapError, load_topic_map
     torch.set_num_threads(max(1, int(args.threads)))
     schedule = Schedule(planner_every=args.planner_every, executor_every=args.executor_every,
@@ -24,8 +24,8 @@ def cmd_eval_bag(args) -> int:
         tmap = load_topic_map(args.topic_map)
         s = evaluate_bags(args.bags, args.checkpoint, args.out, tmap, steps=args.steps, task=args.task,
                           seed=args.seed, schedule=schedule, stream_hz=args.stream_hz, plots=not args.no_plots,
-                          log=log)
-    except (BagError, TopicMapError, CheckpointError) as exc:
+                          log=log, backend=args.backend)
+    except (BagError, TopicMapError, CheckpointError, SetupError) as exc:
         print(f'aha-wam eval-bag: error: {exc}', file=sys.stderr)
         return 2
     agg = s['aggregate']
@@ -51,6 +51,8 @@ def add_arguments(p) -> None:
     p.add_argument('--planner-latency-ms', type=float, default=40.0, help='modelled planner latency')
     p.add_argument('--executor-fixed-ms', type=float, default=15.0, help='modelled executor latency, fixed part')
     p.add_argument('--executor-step-ms', type=float, default=3.0, help='modelled executor latency per denoise step')
+    p.add_argument('--backend', default='torch',
+                   help="executor backend as in the executor node: torch (default), onnxruntime, torch_compile, ...")
     p.add_argument('--stream-hz', type=float, default=200.0, help='trajectory streamer rate')
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--no-plots', action='store_true', help='JSON + Markdown only')

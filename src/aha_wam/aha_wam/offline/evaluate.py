@@ -14,6 +14,10 @@ from aha_wam.offline.replay import Replay, ReplayController, replay_bag
 from aha_wam.offline.topics import TopicMap
 
 
+class SetupError(RuntimeError):
+    """The evaluation cannot start (e.g. the executor backend is unavailable)."""
+
+
 def bag_metrics(r: Replay) -> dict:
     """The deterministic metrics of one replay (no wall-clock values)."""
     m = r.active
@@ -84,7 +88,7 @@ def _task_table(provenance: dict) -> dict | None:
 
 def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: TopicMap | None = None,
                   steps: int | None = None, task: str | None = None, seed: int = 0, schedule=None,
-                  stream_hz: float = 200.0, plots: bool = True, log=None) -> dict:
+                  stream_hz: float = 200.0, plots: bool = True, log=None, backend: str = 'torch') -> dict:
     """The whole `eval-bag` job. Raises BagError / TopicMapError / CheckpointError with a one-line message."""
     import torch
     from aha_wam.checkpoint import load_checkpoint
@@ -99,6 +103,12 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
     steps = int(steps or policy.config.flow.inference_steps)
     hw = (policy.config.encoder.image_height, policy.config.encoder.image_width)
     controller = ReplayController(policy, steps, schedule, task_ids)
+    if backend != 'torch':
+        from aha_wam.export import make_backend
+        try:
+            controller.backend = make_backend(policy, backend, steps=steps)
+        except Exception as exc:      # BackendUnavailable, unknown name, export failure: one line
+            raise SetupError(f'executor backend {backend!r}: {type(exc).__name__}: {exc}') from None
     replays, per_bag, read_s = [], [], 0.0
     try:
         for path in bags:
@@ -125,7 +135,7 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
     summary = {
         'format': 'aha_wam.eval_bag', 'version': 1,
         'checkpoint': str(checkpoint), 'checkpoint_config': policy.config.name,
-        'denoise_steps': steps, 'seed': seed, 'stream_hz': stream_hz,
+        'denoise_steps': steps, 'backend': backend, 'seed': seed, 'stream_hz': stream_hz,
         'schedule': dataclasses.asdict(schedule), 'topic_map': tmap.describe(),
         'aggregate': aggregate(replays, per_bag), 'bags': per_bag,
         'timing': {   # wall clock of this machine: the only non-deterministic section

@@ -29,10 +29,15 @@ BASE_NS = 10 * 10**9
 
 
 class ReplayController(PolicyController):
-    """PolicyController that also keeps every executor Update (with its time) for the metrics."""
+    """PolicyController that also keeps every executor Update (with its time) for the metrics, and runs the
+    executor on `backend` (aha_wam.export.make_backend, as the executor node's `backend` parameter) if set."""
+
+    backend = None
 
     def reset(self, sim, task: str, seed: int) -> None:
         super().reset(sim, task, seed)
+        if self.backend is not None:
+            self.executor.backend = self.backend
         self.log: list = []
         inner = self.executor.update
 
