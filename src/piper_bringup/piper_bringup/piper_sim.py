@@ -59,7 +59,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from . import piper_interface as pi
-from .ros_util import DeadlineLoop, ParameterError, declare, run_node, sec_to_stamp
+from .ros_util import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp
 
 ARMS = ('left', 'right')
 QOS_DRIVER = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -85,8 +85,8 @@ class _Due:
 class _ArmIO:
     def __init__(self, arm: str):
         self.arm = arm
-        self.events: deque = deque()          # ('cmd', JointCommand) / ('enable', bool, Event|None)
-        self.enabled = True                   # mirror for gating in callbacks
+        self.events: deque = deque()          # ('enable', bool, Event|None) from the executor thread
+        self.enabled = True                   # last requested enable state
         self.state = JointState()
         self.state.name = list(pi.JOINT_NAMES)
         self.ctrl = JointState()
@@ -169,8 +169,9 @@ class PiperSim(Node):
             io.pub_pose = self.create_publisher(Pose, f'{arm}/end_pose', QOS_DRIVER)
             io.pub_pose_stamped = self.create_publisher(PoseStamped, f'{arm}/end_pose_stamped', QOS_DRIVER)
             io.pose_stamped.header.frame_id = p['pose_frame_id']
-            self.create_subscription(JointState, f'{arm}/joint_ctrl_single', lambda m, io=io: self._on_cmd(io, m),
-                                     QOS_DRIVER)
+            # polled once per loop tick (newest wins, like the driver's depth-1 subscriber) instead of a 200 Hz
+            # executor callback per arm: see PolledSubscription
+            io.cmd_sub = PolledSubscription(self, JointState, f'{arm}/joint_ctrl_single', QOS_DRIVER)
             self.create_subscription(Bool, f'{arm}/enable_flag', lambda m, io=io: self._on_enable_flag(io, m),
                                      QOS_DRIVER)
             self.create_service(Enable, f'{arm}/enable_srv', lambda req, resp, io=io: self._on_enable_srv(io, req, resp))
@@ -250,9 +251,9 @@ class PiperSim(Node):
         info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
         return info
 
-    # --- callbacks (executor thread): parse, gate, queue -------------------------------------------------
+    # --- commands (worker thread): gate, parse, apply ---------------------------------------------------
     def _on_cmd(self, io: _ArmIO, msg: JointState):
-        if not io.enabled:
+        if not self.sim.enabled(io.arm):
             io.ignored_disabled += 1
             self._warn(io, f'{io.arm}: arm disabled, joint_ctrl_single ignored (enable via enable_flag / enable_srv)')
             return
@@ -265,8 +266,12 @@ class PiperSim(Node):
             io.rejected += 1
             self._warn(io, f'{io.arm}: joint_ctrl_single ignored: {exc}')
             return
-        io.events.append(('cmd', cmd))
+        q = cmd.q if cmd.gripper is None else np.append(cmd.q, cmd.gripper)
+        self.sim.command(io.arm, q, cmd.speed_pct, cmd.gripper_effort)
+        io.ctrl.velocity[6] = cmd.speed_pct
+        io.ctrl.effort[6] = cmd.gripper_effort
 
+    # --- callbacks (executor thread) --------------------------------------------------------------------
     def _warn(self, io, text):
         now = time.monotonic()
         if now - io.last_warn > 2.0:
@@ -302,20 +307,14 @@ class PiperSim(Node):
     # --- worker thread -------------------------------------------------------------------------------
     def _apply_events(self):
         for io in self.io.values():
-            while io.events:
+            while io.events:                       # enable / disable first, in arrival order
                 ev = io.events.popleft()
-                if ev[0] == 'cmd':
-                    cmd = ev[1]
-                    if not self.sim.enabled(io.arm):
-                        continue
-                    q = cmd.q if cmd.gripper is None else np.append(cmd.q, cmd.gripper)
-                    self.sim.command(io.arm, q, cmd.speed_pct, cmd.gripper_effort)
-                    io.ctrl.velocity[6] = cmd.speed_pct
-                    io.ctrl.effort[6] = cmd.gripper_effort
-                else:
-                    self.sim.set_enabled(io.arm, ev[1])
-                    if ev[2] is not None:
-                        ev[2].set()
+                self.sim.set_enabled(io.arm, ev[1])
+                if ev[2] is not None:
+                    ev[2].set()
+            msg = io.cmd_sub.take_latest()
+            if msg is not None:
+                self._on_cmd(io, msg)
 
     def _do_reset(self):
         done, info = self._pending_reset
@@ -335,7 +334,11 @@ class PiperSim(Node):
                 self.sim.reset(seed)
             self.episode += 1
             for io in self.io.values():
+                for ev in io.events:                  # a reset re-enables both arms
+                    if ev[2] is not None:
+                        ev[2].set()
                 io.events.clear()
+                io.cmd_sub.take_latest()           # drop commands queued before the reset
                 io.enabled = True
                 io.ctrl.velocity[6] = pi.SPEED_PCT_DEFAULT
                 io.ctrl.effort[6] = pi.GRIPPER_EFFORT_DEFAULT
@@ -451,6 +454,8 @@ class PiperSim(Node):
 
     def close(self):
         self._loop.stop()
+        for io in self.io.values():
+            io.cmd_sub.destroy()
         try:
             self.sim.close()
         except Exception:

@@ -6,8 +6,8 @@ namespace; ``arms: ['']`` serves a single arm in the node's own namespace):
 
 * subscribes ``<arm>/joint_trajectory`` (trajectory_msgs/JointTrajectory, joint_trajectory_controller
   semantics, see ``piper_bringup.trajectory``; malformed ones are rejected with a warning);
-* subscribes ``<arm>/joint_states_single`` (sensor_msgs/JointState; best effort, depth 1) to hold the
-  measured position at startup and to resync the hold while idle;
+* subscribes ``<arm>/joint_states_single`` (sensor_msgs/JointState; best effort, depth 1; read at about
+  50 Hz from the loop) to hold the measured position at startup and to resync the hold while idle;
 * service ``~/hold_measured`` (std_srvs/Trigger): drop all trajectories and hold the first measured
   state stamped after the call (piper_sim calls it after ``sim/reset``);
 * publishes ``<arm>/joint_ctrl_single`` (sensor_msgs/JointState, names joint1..joint6, gripper;
@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .piper_interface import JOINT_NAMES, LOWER7, MAX_VELOCITY7, UPPER7
-from .ros_util import DeadlineLoop, ParameterError, declare, run_node, sec_to_stamp, stamp_to_sec
+from .ros_util import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp, stamp_to_sec
 from .trajectory import ArmStreamer, Limits, TrajectoryError, parse_trajectory
 
 QOS_CMD = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -107,14 +107,16 @@ class TrajectoryStreamer(Node):
             a.pub = self.create_publisher(JointState, _topic(arm, 'joint_ctrl_single'), QOS_CMD)
             self.create_subscription(JointTrajectory, _topic(arm, 'joint_trajectory'),
                                      lambda msg, a=a: self._on_trajectory(a, msg), QOS_TRAJ)
-            self.create_subscription(JointState, _topic(arm, 'joint_states_single'),
-                                     lambda msg, a=a: self._on_state(a, msg), QOS_STATE)
+            # polled from the loop (50 Hz) instead of a 200 Hz executor callback per arm: see PolledSubscription
+            a.state_sub = PolledSubscription(self, JointState, _topic(arm, 'joint_states_single'), QOS_STATE)
             self.arms[arm] = a
         self.create_service(Trigger, '~/hold_measured', self._on_hold_measured)
+        self._tick_count = 0
+        self._state_every = max(1, int(round(rate / 50.0)))     # read joint states at about 50 Hz
         self._loop = DeadlineLoop(1.0 / rate, self._tick, name='streamer').start()
         self.get_logger().info(f'streaming {list(arms)} at {rate:g} Hz')
 
-    # --- callbacks (executor thread) -----------------------------------------------------------------
+    # --- callbacks (executor thread; _on_state from the loop) ----------------------------------------------
     def _on_state(self, a: _Arm, msg: JointState):
         pos = msg.position
         if len(pos) < 7:
@@ -165,6 +167,12 @@ class TrajectoryStreamer(Node):
 
     # --- deadline loop (one thread, all arms) ---------------------------------------------------------
     def _tick(self):
+        self._tick_count += 1
+        if self._tick_count % self._state_every == 1 or self._state_every == 1:
+            for a in self.arms.values():
+                m = a.state_sub.take_latest()
+                if m is not None:
+                    self._on_state(a, m)
         now_msg = self.get_clock().now()
         now = now_msg.nanoseconds * 1e-9
         if now <= 0.0:      # sim time before the first /clock
@@ -201,6 +209,8 @@ class TrajectoryStreamer(Node):
 
     def close(self):
         self._loop.stop()
+        for a in self.arms.values():
+            a.state_sub.destroy()
 
 
 def main(args=None):
