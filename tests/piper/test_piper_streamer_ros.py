@@ -198,3 +198,13 @@ def test_idle_resync_to_measured(rig):
         assert wait_for(lambda: abs(rec.last('right').position[1] - held[1] - 0.4) < 1e-6, 4.0)
     finally:
         arms.offset['right'][1] = 0.0
+
+
+@pytest.mark.parametrize('module,param', [('piper_bringup.trajectory_streamer', 'rate:=5000.0'),
+                                          ('piper_bringup.trajectory_streamer', 'max_velocity:=[1.0, 2.0]'),
+                                          ('piper_bringup.piper_sim', 'task:=no_such_task')])
+def test_bad_parameter_exits_with_clear_error(module, param):
+    proc = spawn_python('-m', module, '--ros-args', '-p', param)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2, out
+    assert 'bad parameter' in out and param.split(':=')[0] in out, out
