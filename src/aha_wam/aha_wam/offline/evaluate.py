@@ -125,7 +125,8 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
             per_bag.append(metrics)
             if log:
                 ae = metrics['action_error']['per_arm']
-                log(json.dumps({'bag': r.name, 'steps': metrics['control_steps'], 'evaluated': metrics['evaluated_steps'],
+                log(json.dumps({'bag': r.name, 'steps': metrics['control_steps'],
+                                'evaluated': metrics['evaluated_steps'],
                                 'joints_mse': {a: round(v['joints_mse'], 6) for a, v in ae.items()},
                                 'replay_s': round(r.wall_s, 2), 'bag_s': round(r.duration_s, 2)}))
     finally:

@@ -164,7 +164,8 @@ def _sections(summary: dict, images: dict) -> list:
     gt = agg['gripper_timing']
     out.append(('Gripper timing', ['Open/close events (crossing the middle of the recorded command range); '
                                    'error = predicted - recorded event time.'],
-                ['arm', 'recorded events', 'matched', 'missed', 'extra predicted', 'mean |error| [s]', 'max |error| [s]'],
+                ['arm', 'recorded events', 'matched', 'missed', 'extra predicted', 'mean |error| [s]',
+                 'max |error| [s]'],
                 [[a, v['recorded_events'], v['matched'], v['missed'], v['extra'], _fmt(v['abs_error_s'].get('mean')),
                   _fmt(v['abs_error_s'].get('max'))] for a, v in gt.items()], []))
     ee = agg['ee_path']
