@@ -70,7 +70,9 @@ def test_overrides_beat_the_node_section_of_the_yaml(tmp_path):
     assert out.stdout.strip() == '/ckpt', out.stderr
 
 
-@pytest.mark.parametrize('launch_file', sorted((ROOT / 'launch').glob('*.launch.py')), ids=lambda p: p.name)
+@pytest.mark.parametrize('launch_file', sorted([*(ROOT / 'launch').glob('*.launch.py'),
+                                                 *(ROOT / 'src' / 'piper_bringup' / 'launch').glob('*.launch.py')]),
+                         ids=lambda p: f'{p.parent.parent.name}/{p.name}')
 def test_launch_files_are_thin_wrappers_of_a_known_profile(launch_file):
     tree = ast.parse(launch_file.read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'profile_launch_description']
