@@ -30,6 +30,11 @@ import torch
 from aha_wam.data.episode import Episode, task_id
 
 ARMS = ('left', 'right')
+# The runtime's default guard rejects a chunk 0.02 rad/m beyond a limit; the demonstrations start at home with
+# joint2 = 0 and grippers = 0, exactly at their lower limits, so flow-matching noise of a few hundredths made
+# most early chunks "out of limits" and the arms hold. Accepted chunks are clamped to the exact limits either
+# way; 0.06 still rejects garbage. (executor_node would need the same tolerance as a parameter.)
+GUARD_TOLERANCE = 0.06
 JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
 
 
@@ -126,7 +131,8 @@ class ExpertController:
 class PolicyController:
     """Planner + executor runtimes on the simulated clock (see the module docstring)."""
 
-    def __init__(self, policy, steps: int = 10, schedule: Schedule = Schedule(), task_ids: dict | None = None):
+    def __init__(self, policy, steps: int = 10, schedule: Schedule = Schedule(), task_ids: dict | None = None,
+                 limit_tolerance: float = GUARD_TOLERANCE):
         from aha_wam.context.channel import ContextReader, ContextWriter
         from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness
         from aha_wam.runtime.planner_runtime import PlannerRuntime
@@ -137,7 +143,9 @@ class PolicyController:
         self.writer = ContextWriter(policy.planner.layout, transport='inline')
         self.reader = ContextReader(expected_layout=policy.planner.layout)
         self.planner = PlannerRuntime(policy, self.writer)
+        from aha_wam.runtime.safety import ChunkGuard
         self._executor_cls, self._freshness = ExecutorRuntime, Freshness()
+        self.guard = ChunkGuard(tolerance=limit_tolerance)
         self.limits = Limits()
 
     def close(self) -> None:
@@ -148,7 +156,7 @@ class PolicyController:
         tid = self.task_ids[task] if self.task_ids else task_id(task)
         self.planner.reset(task=tid)
         self.executor = self._executor_cls(self.policy, steps=self.steps, freshness=self._freshness, seed=seed,
-                                           task=tid)
+                                           task=tid, guard=self.guard)
         self.pending_contexts: list = []
         self.context = None
         self.moving = False
