@@ -55,7 +55,7 @@ def plot_joints(r, path: Path) -> str:
     for ax in axes[-1]:
         ax.set_xlabel('time [s]')
     fig.suptitle(f'{r.name}: predicted vs recorded commands (shaded: before the first chunk)', fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.05, top=0.95, wspace=0.22, hspace=0.12)
     return _save(plt, fig, path)
 
 
@@ -99,7 +99,7 @@ def plot_ee(r, path: Path) -> str:
             ax.axis('equal')
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f'{r.name}: end-effector paths (arm base frames)', fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.9, wspace=0.3, hspace=0.4)
     return _save(plt, fig, path)
 
 
