@@ -217,8 +217,14 @@ class PolicyController:
             result.holds += 1
             if self.moving:           # as executor_node: one hold at the measured position, starting now
                 self.moving = False
-                return [(ready, {arm: _trajectory([0.0], obs.proprio[None, 7 * i:7 * i + 7], 0.0, self.limits)
-                                 for i, arm in enumerate(ARMS)})]
+                from piper_bringup.trajectory import TrajectoryError
+                holds = {}
+                for i, arm in enumerate(ARMS):
+                    try:
+                        holds[arm] = _trajectory([0.0], obs.proprio[None, 7 * i:7 * i + 7], 0.0, self.limits)
+                    except TrajectoryError:   # measured beyond a limit: the streamer node rejects it too
+                        pass
+                return [(ready, holds)] if holds else []
         else:
             result.late += 1
         return []
