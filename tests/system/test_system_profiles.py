@@ -16,10 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTERNAL_PACKAGES = {'piper'}   # AgileX piper_ros: present only in a full ROS install with real arms
 
 
+EXAMPLE_ARGUMENTS = {'sim': {'checkpoint': '/ckpt'}, 'real': {'checkpoint': '/ckpt'},
+                     'replay': {'checkpoint': '/ckpt', 'bag': '/bag'}}
+
+
+def test_every_profile_has_example_arguments():
+    assert set(EXAMPLE_ARGUMENTS) == set(system.PROFILES)
+
+
 @pytest.mark.parametrize('profile', system.PROFILES)
 def test_every_spec_names_existing_executables_and_files(profile):
     share = Path(get_package_share_directory('aha_wam'))
-    for spec in system.nodes(profile):
+    for spec in system.nodes(profile, EXAMPLE_ARGUMENTS[profile]):
         for path in spec.params_files:
             assert (share / path).is_file(), f'{spec.name}: {path} is not installed in share/aha_wam'
         if spec.package in EXTERNAL_PACKAGES:
@@ -34,6 +42,15 @@ def test_real_profile_gives_each_arm_its_own_namespace_and_can_port():
     drivers = [s for s in system.nodes('real', {'can_left_port': 'can7', 'can_right_port': 'can8'})
                if s.package == 'piper']
     assert [(d.namespace, d.parameters['can_port']) for d in drivers] == [('left', 'can7'), ('right', 'can8')]
+
+
+def test_replay_plays_the_bag_on_sim_time_for_the_policy_nodes():
+    specs = {s.name: s for s in system.nodes('replay', {'bag': '/data/ep0', 'checkpoint': '/ckpt', 'rate': '0.5'})}
+    assert set(specs) == {'bag_player', 'planner', 'executor'}
+    assert specs['bag_player'].parameters['bag'] == '/data/ep0' and specs['bag_player'].parameters['rate'] == 0.5
+    assert specs['planner'].parameters['use_sim_time'] and specs['executor'].parameters['use_sim_time']
+    with pytest.raises(ValueError, match='needs bag'):
+        system.nodes('replay', {'checkpoint': '/ckpt'})
 
 
 def test_arguments_are_validated_with_clear_errors():

@@ -6,6 +6,8 @@
              + planner and executor when `checkpoint:=<dir>` is given
     real     AgileX piper_single_ctrl on two CAN ports (namespaces left/, right/) + trajectory streamer
              + planner and executor when `checkpoint:=<dir>` is given
+    replay   a recorded bag played with /clock (bag_player) + planner and executor on sim time: the real
+             nodes on recorded data (the ROS-free `aha-wam eval-bag` computes the metrics)
 
 `launch/*.launch.py` turn `nodes(profile, args)` into launch_ros Node actions; `aha-wam up` starts the same
 specs as `python -m <module> --ros-args ...` processes where `ros2 launch` is unavailable. Keeping both on
@@ -110,6 +112,14 @@ ARGUMENTS: dict[str, tuple[Argument, ...]] = {
         Argument('left_ns', 'left', 'namespace of the left arm'),
         Argument('right_ns', 'right', 'namespace of the right arm'),
     ),
+    'replay': _policy_arguments('cpu', 'onnxruntime') + (
+        Argument('bag', '', 'bag directory or file to play (MCAP or sqlite3); required'),
+        Argument('rate', '1.0', 'playback rate factor'),
+        Argument('start_paused', 'false', 'wait for ~/resume before playing', ('true', 'false')),
+        Argument('topic_map', '', "topic map of the bag ('' = ours, 'agilex', or a YAML path)"),
+        Argument('left_ns', 'left', 'namespace of the left arm'),
+        Argument('right_ns', 'right', 'namespace of the right arm'),
+    ),
 }
 PROFILES = tuple(ARGUMENTS)
 
@@ -174,6 +184,15 @@ def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec
             _streamer(args, use_sim_time),
             *_policy_nodes(args, use_sim_time),
         ]
+    if profile == 'replay':
+        if not args['bag']:
+            raise ValueError('profile replay needs bag:=<path to a recorded bag>')
+        player = NodeSpec(package='aha_wam', executable='bag_player', name='bag_player',
+                          module='aha_wam.ros.bag_player',
+                          parameters={'bag': args['bag'], 'rate': float(args['rate']),
+                                      'start_paused': args['start_paused'] == 'true',
+                                      'topic_map': args['topic_map'], 'use_sim_time': False})
+        return [player, *_policy_nodes(args, use_sim_time=True)]
     # real: AgileX's driver, one process per arm in its own namespace, so that each arm has its own
     # enable_flag / enable_srv (start_two_piper.launch.py shares them: notes/piper.md §3).
     drivers = [
