@@ -2,7 +2,6 @@
 capture of the whole update, TensorRT engine) against eager torch — skipped with the reason on CPU."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -54,10 +53,10 @@ def test_export_cudagraph_refuses_without_a_cuda_policy(tiny_policy):
         make_backend(tiny_policy, 'cudagraph')
 
 
-@pytest.mark.skipif(not os.environ.get('AHA_WAM_TEST_COMPILE'),
-                    reason='torch.compile on CPU: inductor needs ~60 s per step count for tiny on this shared '
-                           '2-core machine; set AHA_WAM_TEST_COMPILE=1 to run it')
+@pytest.mark.timeout(600)
 def test_export_torch_compile_matches_eager(tiny_policy):
+    # Slow on CPU (inductor compiles C++ for one step count, about a minute here), but it is the only check
+    # that the torch_compile backend still compiles and agrees with eager, so it runs everywhere.
     backend = make_backend(tiny_policy, 'torch_compile')
     image, proprio, noise = _inputs(tiny_policy, 0)
     context = tiny_policy.prefill({'image': image, 'step': 0})
