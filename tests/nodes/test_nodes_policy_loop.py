@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -36,8 +37,8 @@ def node_process(kind, checkpoint, overrides_dir, **params):
 class World(Node):
     """Fake camera + both arms, and a recorder of what the executor sends."""
 
-    def __init__(self):
-        super().__init__('test_world')
+    def __init__(self, context):
+        super().__init__('test_world', context=context)
         self.image_pub = self.create_publisher(Image, '/camera/ego/image_raw', SENSOR)
         self.joint_pubs = [self.create_publisher(JointState, f'/{a}/joint_states_single', SENSOR) for a in ('left', 'right')]
         self.trajectories = {'left': [], 'right': []}
@@ -68,17 +69,20 @@ class World(Node):
 
 @pytest.fixture
 def world():
-    rclpy.init()
-    node = World()
+    context = rclpy.Context()          # private: independent of any other test's rclpy state
+    rclpy.init(context=context)
+    node = World(context)
+    node.spin_executor = SingleThreadedExecutor(context=context)
+    node.spin_executor.add_node(node)
     yield node
     node.destroy_node()
-    rclpy.shutdown()
+    rclpy.shutdown(context=context)
 
 
 def spin_until(node, predicate, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
+        node.spin_executor.spin_once(timeout_sec=0.05)
         if predicate():
             return True
     return predicate()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.serialization import deserialize_message
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -34,10 +35,13 @@ def descendants(pid):
 @pytest.mark.ros
 def test_sim_profile_runs_closed_loop_for_20s(tiny_checkpoint):
     before = shm_segments()
+    context = rclpy.Context()          # private: independent of any other test's rclpy state
+    rclpy.init(context=context)
+    node = rclpy.create_node('closed_loop_listener', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
     up = subprocess.Popen([sys.executable, '-m', 'aha_wam.cli', 'up', 'sim', f'checkpoint:={tiny_checkpoint}',
                            '--duration', str(RUN_S)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rclpy.init()
-    node = rclpy.create_node('closed_loop_listener')
     status, joints = [], {'left': [], 'right': []}
     node.create_subscription(ExecutorStatus, '/aha_wam/executor/status', lambda m: status.append((time.monotonic(), m)), 100)
     counts = {'left': 0, 'right': 0}
@@ -56,13 +60,15 @@ def test_sim_profile_runs_closed_loop_for_20s(tiny_checkpoint):
     try:
         deadline = time.monotonic() + RUN_S + 20
         while up.poll() is None and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            executor.spin_once(timeout_sec=0.05)
             if not children:
                 children = descendants(up.pid)
     finally:
+        if up.poll() is None:
+            up.send_signal(2)
         node.destroy_node()
-        rclpy.shutdown()
-    out, _ = up.communicate(timeout=30)
+        rclpy.shutdown(context=context)
+    out, _ = up.communicate(timeout=60)
     assert up.returncode == 0, out[-4000:]
     assert 'ran for the requested' in out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 import yaml
 from rcl_interfaces.srv import ListParameters
 
@@ -27,14 +28,14 @@ def documented(spec) -> set[str]:
     return names
 
 
-def declared(node, spec, timeout=60.0) -> set[str]:
+def declared(node, executor, spec, timeout=60.0) -> set[str]:
     client = node.create_client(ListParameters, f'{spec.full_name}/list_parameters')
     deadline = time.monotonic() + timeout
     while not client.wait_for_service(timeout_sec=0.5):
         if time.monotonic() > deadline:
             raise TimeoutError(f'{spec.full_name} did not come up')
     future = client.call_async(ListParameters.Request())
-    rclpy.spin_until_future_complete(node, future, timeout_sec=20)
+    rclpy.spin_until_future_complete(node, future, executor=executor, timeout_sec=20)
     return {n for n in future.result().result.names if not n.startswith('qos_overrides.')}
 
 
@@ -42,13 +43,16 @@ def declared(node, spec, timeout=60.0) -> set[str]:
 def test_yaml_and_declared_parameters_agree(tiny_checkpoint, tmp_path):
     specs = system.nodes('sim', {'checkpoint': tiny_checkpoint})
     assert {s.name for s in specs} == {'piper_sim', 'trajectory_streamer', 'planner', 'executor'}
-    procs = [spawn_python('-m', s.module, *s.command_line(str(ROOT), str(tmp_path))) for s in specs]
-    rclpy.init()
-    node = rclpy.create_node('parameter_checker')
+    context = rclpy.Context()          # private: independent of any other test's rclpy state
+    rclpy.init(context=context)
+    node = rclpy.create_node('parameter_checker', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    procs = []
     try:
+        procs += [spawn_python('-m', s.module, *s.command_line(str(ROOT), str(tmp_path))) for s in specs]
         for spec, proc in zip(specs, procs):
             try:
-                names = declared(node, spec)
+                names = declared(node, executor, spec)
             except TimeoutError:
                 pytest.fail(f'{spec.name} did not start: {stop(proc)[-2000:]}')
             missing_in_yaml = names - documented(spec) - IMPLICIT
@@ -56,7 +60,7 @@ def test_yaml_and_declared_parameters_agree(tiny_checkpoint, tmp_path):
             assert not missing_in_yaml, f'{spec.name}: declared but not in its YAML: {sorted(missing_in_yaml)}'
             assert not undeclared, f'{spec.name}: in its YAML but not declared: {sorted(undeclared)}'
     finally:
-        node.destroy_node()
-        rclpy.shutdown()
         for proc in procs:
             stop(proc)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
