@@ -35,6 +35,7 @@ from aha_wam.ros.params import declare
 from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness, Observation, Update
 from aha_wam.runtime.faults import Fault
 from aha_wam.runtime.rate import LatencyStats, RateMeter
+from aha_wam.runtime.safety import ChunkGuard
 from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
 
 JOINT_NAMES = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
@@ -57,6 +58,8 @@ PARAMETERS = {
     'context_topic': (CONTEXT_TOPIC, 'planner descriptor topic, aha_wam_msgs/PlannerContext'),
     'joint_state_topic': ('joint_states_single', 'per-arm joint states (relative to the arm namespace)'),
     'trajectory_topic': ('joint_trajectory', 'per-arm trajectory output (relative to the arm namespace)'),
+    'limit_tolerance': (0.06, 'rad (m for grippers), 0..0.2: chunks this close outside a joint limit are clamped '
+                              'to it; further out they are discarded and the arms hold'),
     'task': (0, 'task id of the checkpoint task table (>= 0)'),
     'seed': (0, 'seed of the denoising noise (reproducible runs)'),
     'publish_markers': (True, 'publish predicted end-effector paths on /aha_wam/markers'),
@@ -83,6 +86,8 @@ class ExecutorNode(Node):
             raise ValueError(f"arms must name two namespaces (left, right), got {p['arms']}")
         if not 1.0 <= p['control_rate'] <= 200.0:
             raise ValueError(f"control_rate={p['control_rate']} Hz is outside 1..200")
+        if not 0.0 <= p['limit_tolerance'] <= 0.2:
+            raise ValueError(f"limit_tolerance={p['limit_tolerance']} is outside 0..0.2")
         if not 1 <= p['denoise_steps'] <= 64:
             raise ValueError(f"denoise_steps={p['denoise_steps']} is outside 1..64")
         if p['torch_threads'] > 0:
@@ -92,6 +97,7 @@ class ExecutorNode(Node):
         backend = make_backend(self.policy, p['backend'], steps=p['denoise_steps'])
         self.runtime = ExecutorRuntime(
             self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'], backend=backend,
+            guard=ChunkGuard(tolerance=p['limit_tolerance']),
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']))
         self.reader = ContextReader(max_age_s=p['max_context_age'], expected_layout=self.policy.planner.layout)
         self.reader.prepare(self.policy.planner.layout)

@@ -28,13 +28,11 @@ import numpy as np
 import torch
 
 from aha_wam.data.episode import Episode, task_id
+from aha_wam.runtime.safety import DEFAULT_TOLERANCE
 
 ARMS = ('left', 'right')
-# The runtime's default guard rejects a chunk 0.02 rad/m beyond a limit; the demonstrations start at home with
-# joint2 = 0 and grippers = 0, exactly at their lower limits, so flow-matching noise of a few hundredths made
-# most early chunks "out of limits" and the arms hold. Accepted chunks are clamped to the exact limits either
-# way; 0.06 still rejects garbage. (executor_node would need the same tolerance as a parameter.)
-GUARD_TOLERANCE = 0.06
+# Same guard tolerance as the executor node's default (`limit_tolerance`): see runtime/safety.py for why.
+GUARD_TOLERANCE = DEFAULT_TOLERANCE
 JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
 
 
