@@ -101,3 +101,11 @@ def test_launch_files_are_thin_wrappers_of_a_known_profile(launch_file):
 def test_launch_support_compiles():
     # launch / launch_ros are not installable here; compiling at least catches syntax errors.
     py_compile.compile(str(ROOT / 'src' / 'aha_wam' / 'aha_wam' / 'ros' / 'launch.py'), doraise=True)
+
+
+def test_policy_task_ids_follow_the_training_task_table():
+    from aha_wam.data.episode import TASKS
+    assert system.TASKS == tuple(TASKS)
+    for task in system.TASKS:
+        planner = [s for s in system.nodes('sim', {'checkpoint': '/c', 'task': task}) if s.name == 'planner'][0]
+        assert planner.parameters['task'] == TASKS.index(task)

@@ -79,17 +79,19 @@ def cmd_probe(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main end-to-end job. Today: the cross-process context probe; it grows with the suite."""
-    print('aha-wam demo: planner-context descriptors with a 1 MiB inline payload between two processes '
-          'over DDS (ROS 2 Kilted, Fast DDS)')
-    report = run_probe(count=args.count, payload_bytes=1 << 20)
-    status = 'OK' if report.get('ok') else 'FAILED'
-    print(f"summary: {status}: {report.get('received', 0)}/{report.get('expected', args.count)} messages "
-          f"arrived with every field intact; mean inter-arrival {report.get('mean_interarrival_ms')} ms; "
-          f"wall time {report.get('wall_s')} s")
-    if not report.get('ok'):
-        print(json.dumps(report, indent=2), file=sys.stderr)
-    return 0 if report.get('ok') else 1
+    """The main end-to-end job: one simulated episode under the trained policy, recorded, summarised."""
+    # The demo needs rclpy: it runs as its own process (the CLI never imports rclpy).
+    cmd = [sys.executable, '-m', 'aha_wam.ros.demo', '--checkpoint', args.checkpoint, '--task', args.task,
+           '--seed', str(args.seed), '--max-seconds', str(args.max_seconds), '--out', args.out]
+    return subprocess.call(cmd)
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--checkpoint', default='checkpoints/cpu', help='policy checkpoint directory')
+    p.add_argument('--task', default='lift_box')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--max-seconds', type=float, default=60.0, help='wall-clock limit of the episode, s')
+    p.add_argument('--out', default='runs/demo', help='where the bag, node log and summary go')
 
 
 def parse_launch_arguments(items: list[str]) -> dict[str, str]:
@@ -125,7 +127,7 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] 
     'info': (cmd_info, lambda p: None),
     'probe': (cmd_probe, lambda p: (p.add_argument('--count', type=int, default=20),
                                     p.add_argument('--payload-bytes', type=int, default=1 << 20))),
-    'demo': (cmd_demo, lambda p: p.add_argument('--count', type=int, default=20)),
+    'demo': (cmd_demo, _demo_arguments),
     'up': (cmd_up, _up_arguments),
 }
 

@@ -84,12 +84,15 @@ class NodeSpec:
         return args
 
 
+# The tasks a policy knows, in the order of its task-id table (aha_wam.data.episode.TASKS).
+TASKS = ('lift_box', 'handover_cube', 'place_cube_in_bowl')
 BACKENDS = ('torch', 'torch_compile', 'cudagraph', 'onnxruntime', 'tensorrt')
 
 
 def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
     return (
         Argument('checkpoint', '', 'policy checkpoint directory; empty = bring up the arms without the policy'),
+        Argument('task', 'lift_box', 'task to perform (sim: also the simulated scene)', TASKS),
         Argument('transport', 'shm', 'planner context transport', ('shm', 'cuda_ipc', 'inline')),
         Argument('device', device, "torch device of planner and executor ('cpu', 'cuda', 'cuda:N')"),
         Argument('backend', backend, 'executor inference backend', BACKENDS),
@@ -99,7 +102,6 @@ def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
 ARGUMENTS: dict[str, tuple[Argument, ...]] = {
     # The simulator profile is what CPU-only machines run: onnxruntime is 3-4x faster there than eager torch.
     'sim': _policy_arguments('cpu', 'onnxruntime') + (
-        Argument('task', 'lift_box', 'simulated task (config/tasks/<task>.yaml)'),
         Argument('level', 'clean', 'scene randomisation level', ('clean', 'randomized')),
         Argument('seed', '0', 'seed of the first episode'),
         Argument('use_sim_time', 'false', 'run every node on the simulator /clock', ('true', 'false')),
@@ -157,7 +159,8 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
     """Planner and executor, when a checkpoint is given."""
     if not args['checkpoint']:
         return []
-    common = {'checkpoint': args['checkpoint'], 'device': args['device'], 'use_sim_time': use_sim_time}
+    common = {'checkpoint': args['checkpoint'], 'device': args['device'], 'use_sim_time': use_sim_time,
+              'task': TASKS.index(args['task'])}     # the policy's task table follows TASKS
     return [
         NodeSpec(package='aha_wam_planner', executable='planner_node', name='planner',
                  module='aha_wam_planner.planner_node', params_files=('config/planner.yaml',),

@@ -44,8 +44,8 @@ CONTROL_HZ = 50.0
 
 
 class EpisodeRecorder(Node):
-    def __init__(self):
-        super().__init__('aha_wam_recorder')
+    def __init__(self, **node_kwargs):
+        super().__init__('aha_wam_recorder', **node_kwargs)
         self._lock = threading.Lock()
         self.writer: BagWriter | None = None
         self.status: dict = {}
