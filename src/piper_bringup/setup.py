@@ -26,5 +26,6 @@ setup(
     entry_points={'console_scripts': [
         'piper_sim = piper_bringup.piper_sim:main',
         'trajectory_streamer = piper_bringup.trajectory_streamer:main',
+        'joint_state_relay = piper_bringup.joint_state_relay:main',
     ]},
 )

@@ -68,9 +68,10 @@ class NodeSpec:
         return path
 
     def command_line(self, share_dir: str, overrides_dir: str | None = None) -> list[str]:
-        """Arguments after the executable: own arguments, then `--ros-args` with name, namespace, the
-        parameter files, the overrides file (written into `overrides_dir`) and remaps."""
-        args = [*self.arguments, '--ros-args', '-r', f'__node:={self.name}']
+        """Arguments after the executable: own arguments (`{share}` = share_dir), then `--ros-args` with name,
+        namespace, the parameter files, the overrides file (written into `overrides_dir`) and remaps."""
+        args = [a.replace('{share}', share_dir) for a in self.arguments]
+        args += ['--ros-args', '-r', f'__node:={self.name}']
         if self.namespace:
             args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
         for path in self.params_files:
@@ -97,6 +98,7 @@ def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
         Argument('device', device, "torch device of planner and executor ('cpu', 'cuda', 'cuda:N')"),
         Argument('backend', backend, 'executor inference backend', BACKENDS),
         Argument('denoise_steps', '10', 'executor Euler steps per chunk'),
+        Argument('rviz', 'false', 'start rviz2 + robot_state_publisher (full ROS install)', ('true', 'false')),
     )
 
 ARGUMENTS: dict[str, tuple[Argument, ...]] = {
@@ -172,9 +174,31 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
     ]
 
 
+def _visualisation_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]:
+    """rviz2 + robot_state_publisher (left_/right_ URDF) + the joint-state relay, with rviz:=true."""
+    if args['rviz'] != 'true':
+        return []
+    from piper_bringup.urdf import bimanual_urdf     # ROS-free; only needed when rviz is asked for
+    return [
+        NodeSpec(package='piper_bringup', executable='joint_state_relay', name='joint_state_relay',
+                 module='piper_bringup.joint_state_relay',
+                 parameters={'arms': _arms(args), 'use_sim_time': use_sim_time}, required=False),
+        NodeSpec(package='robot_state_publisher', executable='robot_state_publisher', name='robot_state_publisher',
+                 module=None, parameters={'robot_description': bimanual_urdf(), 'use_sim_time': use_sim_time},
+                 required=False),
+        NodeSpec(package='rviz2', executable='rviz2', name='rviz2', module=None,
+                 arguments=('-d', '{share}/config/aha_wam.rviz'), required=False),
+    ]
+
+
 def nodes(profile: str, given: Mapping[str, str] | None = None) -> list[NodeSpec]:
     """The node specs of `profile` for the launch arguments `given` (defaults fill the rest)."""
     args = resolve_arguments(profile, given)
+    return _profile_nodes(profile, args) + _visualisation_nodes(args, args.get('use_sim_time') == 'true'
+                                                               or profile == 'replay')
+
+
+def _profile_nodes(profile: str, args: Mapping[str, str]) -> list[NodeSpec]:
     if profile == 'sim':
         use_sim_time = args['use_sim_time'] == 'true'
         return [

@@ -29,7 +29,8 @@ def _node_actions(context, profile: str):
             package=spec.package, executable=spec.executable, name=spec.name,
             namespace=spec.namespace, output='screen',
             parameters=files,
-            remappings=list(spec.remappings), arguments=list(spec.arguments),
+            remappings=list(spec.remappings),
+            arguments=[a.replace('{share}', share) for a in spec.arguments],
             on_exit=Shutdown(reason=f'{spec.name} exited') if spec.required else None))
     return actions
 
