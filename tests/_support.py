@@ -8,12 +8,19 @@ import time
 from typing import Callable
 
 
+# Every process started here; tests/conftest.py stops any still running when the session ends, so a failing
+# test can never leave node processes behind to disturb later tests or runs.
+SPAWNED: list[subprocess.Popen] = []
+
+
 def spawn_python(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start `python <args>` as a separate process with the test session's environment (ROS domain)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.Popen([sys.executable, *args], env=full_env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *args], env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
+    SPAWNED.append(proc)
+    return proc
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

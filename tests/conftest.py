@@ -22,6 +22,14 @@ def pytest_report_header(config):
     return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Stop every process a test spawned and left running (see _support.SPAWNED)."""
+    from _support import SPAWNED, stop
+    for proc in SPAWNED:
+        if proc.poll() is None:
+            stop(proc, timeout=5.0)
+
+
 def pytest_configure(config):
     config.addinivalue_line('markers', 'gpu: needs a CUDA device; skipped with the reason on CPU machines')
     config.addinivalue_line('markers', 'ros: starts real rclpy nodes / processes over DDS')
