@@ -14,12 +14,10 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 import torch
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -32,6 +30,7 @@ from aha_wam.export import make_backend
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, msg_to_descriptor
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
 from aha_wam.ros.params import declare
+from aha_wam.ros.spin import run_node
 from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness, Observation, Update
 from aha_wam.runtime.faults import Fault
 from aha_wam.runtime.rate import LatencyStats, RateMeter
@@ -337,21 +336,7 @@ class ExecutorNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
-    try:
-        node = ExecutorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C / SIGTERM: clean shutdown
-        pass
-    except Exception as exc:   # configuration errors: one clear line, non-zero exit
-        print(f'executor_node: error: {exc}', file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ExecutorNode, 'executor_node', argv)
 
 
 if __name__ == '__main__':

@@ -12,10 +12,8 @@ import sys
 import threading
 import time
 
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -27,6 +25,7 @@ from aha_wam.context.channel import ContextWriter
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, descriptor_to_msg
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
 from aha_wam.ros.params import declare
+from aha_wam.ros.spin import run_node
 from aha_wam.runtime.planner_runtime import PlannerRuntime
 from aha_wam.runtime.rate import LatencyStats, RateMeter
 from aha_wam_msgs.msg import PlannerContext
@@ -167,21 +166,7 @@ class PlannerNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
-    try:
-        node = PlannerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C / SIGTERM: clean shutdown
-        pass
-    except Exception as exc:   # configuration errors: one clear line, non-zero exit
-        print(f'planner_node: error: {exc}', file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PlannerNode, 'planner_node', argv)
 
 
 if __name__ == '__main__':
