@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument('--backend', default='onnxruntime')
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--transport', default='shm')
+    parser.add_argument('--camera-rate', type=float, default=30.0, help='simulated ego camera rate, Hz')
     args = parser.parse_args()
 
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 40))
@@ -62,7 +63,7 @@ def main() -> int:
     warmup = 20.0
     up = subprocess.Popen([sys.executable, '-m', 'aha_wam.cli', 'up', 'sim', f'checkpoint:={checkpoint}',
                            f'backend:={args.backend}', f'denoise_steps:={args.steps}',
-                           f'transport:={args.transport}', '--duration', str(warmup + args.seconds + 5)],
+                           f'transport:={args.transport}', f'camera_rate:={args.camera_rate}', '--duration', str(warmup + args.seconds + 5)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rclpy.init()
     node = rclpy.create_node('closed_loop_bench')
@@ -101,6 +102,7 @@ def main() -> int:
                     'load_avg_start': round(load_start, 2), 'python': platform.python_version()},
         'checkpoint': checkpoint if args.checkpoint else 'untrained small (timing only)',
         'backend': args.backend, 'denoise_steps': args.steps, 'transport': args.transport,
+        'camera_rate_hz': args.camera_rate,
         'window_s': round(span, 1),
         'executor_rate_hz': round((len(window) - 1) / span, 2),
         'chunk_rate_hz': round(len(chunks) / span, 2),

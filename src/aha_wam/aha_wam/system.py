@@ -96,7 +96,8 @@ def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
         Argument('task', 'lift_box', 'task to perform (sim: also the simulated scene)', TASKS),
         Argument('transport', 'shm', 'planner context transport', ('shm', 'cuda_ipc', 'inline')),
         Argument('device', device, "torch device of planner and executor ('cpu', 'cuda', 'cuda:N')"),
-        Argument('backend', backend, 'executor inference backend', BACKENDS),
+        Argument('backend', backend, 'executor inference backend (onnxruntime also moves the planner prefill '
+                                     'to onnxruntime)', BACKENDS),
         Argument('denoise_steps', '10', 'executor Euler steps per chunk'),
         Argument('rviz', 'false', 'start rviz2 + robot_state_publisher (full ROS install)', ('true', 'false')),
     )
@@ -107,6 +108,8 @@ ARGUMENTS: dict[str, tuple[Argument, ...]] = {
         Argument('level', 'clean', 'scene randomisation level', ('clean', 'randomized')),
         Argument('seed', '0', 'seed of the first episode'),
         Argument('use_sim_time', 'false', 'run every node on the simulator /clock', ('true', 'false')),
+        Argument('camera_rate', '30.0', 'ego camera rate, Hz (a real ego camera runs at 30 Hz; the image age '
+                                        'at each update is part of the image-to-trajectory latency)'),
         Argument('left_ns', 'left', 'namespace of the left arm'),
         Argument('right_ns', 'right', 'namespace of the right arm'),
     ),
@@ -166,7 +169,8 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
     return [
         NodeSpec(package='aha_wam_planner', executable='planner_node', name='planner',
                  module='aha_wam_planner.planner_node', params_files=('config/planner.yaml',),
-                 parameters={**common, 'transport': args['transport']}),
+                 parameters={**common, 'transport': args['transport'],
+                             'backend': 'onnxruntime' if args['backend'] == 'onnxruntime' else 'torch'}),
         NodeSpec(package='aha_wam_executor', executable='executor_node', name='executor',
                  module='aha_wam_executor.executor_node', params_files=('config/executor.yaml',),
                  parameters={**common, 'arms': _arms(args), 'denoise_steps': int(args['denoise_steps']),
@@ -206,6 +210,7 @@ def _profile_nodes(profile: str, args: Mapping[str, str]) -> list[NodeSpec]:
                      module='piper_bringup.piper_sim',
                      params_files=('config/piper/piper_sim.yaml',),
                      parameters={'task': args['task'], 'level': args['level'], 'seed': int(args['seed']),
+                                 'camera_rate': float(args['camera_rate']),
                                  'arms': _arms(args), 'publish_clock': use_sim_time,
                                  'use_sim_time': False}),   # the simulator is the clock's source
             _streamer(args, use_sim_time),

@@ -35,6 +35,7 @@ PARAMETERS = {
     'device': ('cpu', "torch device: 'cpu', 'cuda', 'cuda:N'"),
     'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
                          'executor and simulator share the CPU, and idle OpenMP workers spin'),
+    'backend': ('torch', "prefill inference: 'torch' (eager) or 'onnxruntime' (CPU fast path, exported at start)"),
     'refresh_rate': (2.0, 'planner refreshes per second, Hz (0.1..30); the paper refreshes every 2 chunks'),
     'memory_size': (-1, 'past frames kept in the rolling K/V memory (0..16); -1 = the checkpoint config'),
     'transport': ('shm', "context transport: 'shm' (shared-memory ring), 'cuda_ipc' (same GPU), 'inline' (other host / bags)"),
@@ -69,10 +70,17 @@ class PlannerNode(Node):
             transport=p['transport'], num_slots=p['num_slots'], device=p['device'] if p['transport'] == 'cuda_ipc' else None,
             frame_period=cfg.timing.video_stride / cfg.timing.control_hz, video_stride=cfg.timing.video_stride,
             video_horizon=cfg.timing.window_steps, control_period=1.0 / cfg.timing.control_hz)
-        self.runtime = PlannerRuntime(policy, self.writer, task=p['task'])
+        if p['backend'] not in ('torch', 'onnxruntime'):
+            raise ValueError(f"backend={p['backend']!r}: use 'torch' or 'onnxruntime'")
+        runner = None
+        if p['backend'] == 'onnxruntime':
+            from aha_wam.export.ort_backend import OnnxRuntimePrefill
+            runner = OnnxRuntimePrefill(policy, threads=max(1, p['torch_threads']))
+        self.runtime = PlannerRuntime(policy, self.writer, task=p['task'], prefill_runner=runner)
         self.get_logger().info(
             f"checkpoint {p['checkpoint']} ({cfg.name}, {provenance.get('steps', 0)} steps), transport "
-            f"{p['transport']} segment {self.writer.segment_name or '-'}, refresh {p['refresh_rate']} Hz")
+            f"{p['transport']} segment {self.writer.segment_name or '-'}, refresh {p['refresh_rate']} Hz, "
+            f"prefill backend {p['backend']}")
 
         self._lock = threading.Lock()
         self._image = None            # (rgb, stamp_ns) of the newest frame

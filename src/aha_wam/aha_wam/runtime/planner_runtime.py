@@ -21,9 +21,12 @@ class PlannerRuntime:
     physical time axis the model knows (notes/aha-wam.md §10, RoPE stride pitfall).
     """
 
-    def __init__(self, policy, writer: ContextWriter, task: int = 0):
+    def __init__(self, policy, writer: ContextWriter, task: int = 0, prefill_runner=None):
         self.policy = policy
         self.writer = writer
+        # Optional faster prefill path with the policy's contract and its own rolling memory
+        # (aha_wam.export.OnnxRuntimePrefill); None = the policy itself.
+        self.prefill_runner = prefill_runner
         self.task = task
         cfg = policy.config
         self.period_ns = int(round(1e9 / cfg.timing.control_hz))
@@ -38,6 +41,8 @@ class PlannerRuntime:
         if task is not None:
             self.task = task
         self.policy.reset(task=self.task)
+        if self.prefill_runner is not None:
+            self.prefill_runner.reset()
         self.episode_start_ns = None
 
     def step_of(self, stamp_ns: int) -> int:
@@ -47,9 +52,10 @@ class PlannerRuntime:
 
     def refresh(self, image: np.ndarray, stamp_ns: int) -> ContextDescriptor:
         t0 = time.perf_counter()
+        prefill = (self.prefill_runner or self.policy).prefill
         with torch.no_grad():
-            context = self.policy.prefill({'image': model_image(image, *self.image_hw),
-                                           'step': self.step_of(stamp_ns), 'stamp_ns': int(stamp_ns)})
+            context = prefill({'image': model_image(image, *self.image_hw),
+                               'step': self.step_of(stamp_ns), 'stamp_ns': int(stamp_ns)})
         descriptor = self.writer.publish(context)
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
         self.refreshes += 1
