@@ -16,6 +16,7 @@ import torch
 
 from aha_wam.context.layout import PlannerContext
 from aha_wam.models.executor import PreparedChunk
+from aha_wam.policy import _as_tensor
 
 BACKENDS = ('torch', 'torch_compile', 'cudagraph', 'onnxruntime', 'tensorrt')
 
@@ -31,15 +32,6 @@ def require_cuda(backend: str, policy) -> None:
     if policy.device.type != 'cuda':
         raise BackendUnavailable(f"backend '{backend}' needs the policy on a CUDA device, it is on "
                                  f"{policy.device} (set the node parameter device: cuda)")
-
-
-def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    import numpy as np
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    raise ValueError(f'{name} must be a torch.Tensor or numpy array, got {type(value).__name__}')
 
 
 def chunk_inputs(policy, context: PlannerContext, image: Any, proprio: Any, offset: int = 0) -> tuple:
