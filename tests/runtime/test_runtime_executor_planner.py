@@ -125,12 +125,26 @@ def test_inference_errors_hold_instead_of_raising(policy, channel):
     assert out.faults == Fault.INFERENCE_ERROR and 'proprio' in out.detail
 
 
-def test_planner_onnxruntime_prefill_runner_matches_the_policy(policy, channel):
-    """The planner's onnxruntime fast path publishes the same context as eager torch, memory included."""
+@pytest.mark.parametrize('entries', [None, 1, 0])
+def test_planner_onnxruntime_prefill_runner_matches_the_policy(policy, channel, entries):
+    """The planner's onnxruntime fast path publishes the same context as eager torch, memory included,
+    also with a shorter memory (the planner node's memory_size override)."""
     from aha_wam.export.ort_backend import OnnxRuntimePrefill
+    from aha_wam.models.memory import KVMemory
     writer, reader = channel
+    configured = policy.planner.memory
+    if entries is not None:
+        policy.planner.memory = KVMemory(entries)
+    try:
+        _compare_prefill_paths(policy, writer, reader, OnnxRuntimePrefill(
+            policy, threads=1, max_entries=policy.planner.memory.max_entries))
+    finally:
+        policy.planner.memory = configured        # the module's policy is shared by the other tests
+
+
+def _compare_prefill_paths(policy, writer, reader, runner):
     eager = PlannerRuntime(policy, writer)
-    ort = PlannerRuntime(policy, writer, prefill_runner=OnnxRuntimePrefill(policy, threads=1))
+    ort = PlannerRuntime(policy, writer, prefill_runner=runner)
     period = int(1e9 / policy.config.timing.control_hz)
     for k in range(3):                                   # fills the rolling memory on both paths
         stamp = 10**9 + k * 25 * period

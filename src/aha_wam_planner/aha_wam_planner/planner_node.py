@@ -75,7 +75,8 @@ class PlannerNode(Node):
         runner = None
         if p['backend'] == 'onnxruntime':
             from aha_wam.export.ort_backend import OnnxRuntimePrefill
-            runner = OnnxRuntimePrefill(policy, threads=max(1, p['torch_threads']))
+            runner = OnnxRuntimePrefill(policy, threads=max(1, p['torch_threads']),
+                                        max_entries=policy.planner.memory.max_entries)
         self.runtime = PlannerRuntime(policy, self.writer, task=p['task'], prefill_runner=runner)
         self.get_logger().info(
             f"checkpoint {p['checkpoint']} ({cfg.name}, {provenance.get('steps', 0)} steps), transport "

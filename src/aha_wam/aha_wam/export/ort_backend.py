@@ -114,13 +114,18 @@ class OnnxRuntimePrefill(_OrtBase):
     invalid slots masked) — the policy's planner memory is left alone. Same observation contract."""
 
     def __init__(self, policy, cache_dir: str | os.PathLike | None = None, threads: int | None = None,
-                 allow_spinning: bool = False):
+                 allow_spinning: bool = False, max_entries: int | None = None):
         super().__init__(policy, cache_dir, threads, allow_spinning)
         with torch.no_grad():
             self.session = self._session('prefill.onnx', onnx_export.export_prefill)
         cfg = policy.config
         layout = policy.planner.layout
         self.slots = cfg.memory.max_entries
+        # Fewer entries than the exported graph's slots (e.g. the no-memory ablation): the oldest slots stay
+        # masked invalid, which is exactly a shorter FIFO.
+        self.max_entries = self.slots if max_entries is None else int(max_entries)
+        if not 0 <= self.max_entries <= self.slots:
+            raise ValueError(f'max_entries={max_entries} must be in 0..{self.slots} (the exported memory slots)')
         self.tokens = layout.tokens_per_frame
         w = layout.num_heads * layout.head_dim
         self._memory = np.zeros((1, layout.num_layers, 2, self.slots * self.tokens, w), np.float32)
@@ -133,14 +138,15 @@ class OnnxRuntimePrefill(_OrtBase):
         self._count = 0
 
     def _append(self, kv: np.ndarray) -> None:
-        if self.slots == 0:
+        if self.max_entries == 0:
             return
         t = self.tokens
         self._memory[0, :, :, :-t] = self._memory[0, :, :, t:].copy()    # FIFO: drop the oldest slot
         self._memory[0, :, :, -t:] = kv
         self._valid[0, :-1] = self._valid[0, 1:].copy()
         self._valid[0, -1] = True
-        self._count = min(self._count + 1, self.slots)
+        self._valid[0, :self.slots - self.max_entries] = False
+        self._count = min(self._count + 1, self.max_entries)
 
     def prefill(self, obs: Mapping[str, Any]) -> PlannerContext:
         p = self.policy
