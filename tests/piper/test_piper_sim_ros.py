@@ -47,8 +47,9 @@ def sim():
                             '/sim/task_status'])
     for arm in ('left', 'right'):
         rec.record(JointState, f'/{arm}/joint_states_single', best_effort=True, depth=50)
-        rec.record(JointState, f'/{arm}/joint_ctrl', best_effort=True, depth=1)
-        rec.record(PiperStatusMsg, f'/{arm}/arm_status', best_effort=True, depth=1)
+        # Deep queues: the rate test counts these, and a starved client must not drop what was delivered.
+        rec.record(JointState, f'/{arm}/joint_ctrl', best_effort=True, depth=50)
+        rec.record(PiperStatusMsg, f'/{arm}/arm_status', best_effort=True, depth=50)
     rec.record(Image, '/camera/ego/image_raw', best_effort=True, depth=1)
     rec.record(String, '/sim/task_status')
     node = rec.node
