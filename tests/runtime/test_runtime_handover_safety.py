@@ -60,3 +60,18 @@ def test_guard_rejects_out_of_limit_targets_but_tolerates_small_overshoot():
 
 def test_guard_rejects_wrong_shapes():
     assert not ChunkGuard().check(np.zeros((16, 7))).ok
+
+
+def test_guard_clamps_a_gripper_closing_past_zero_but_rejects_garbage():
+    # Demonstrations command exactly 0 m (fully closed); a policy overshoots by centimetres and the driver
+    # clamps the command anyway: that chunk must run, clamped, not make the arms hold mid-grasp.
+    c = np.tile(np.tile((PIPER_LOWER + PIPER_UPPER) / 2, 2), (16, 1))
+    c[:, 13] = -0.065
+    assert ChunkGuard().check(c).ok
+    assert np.all(ChunkGuard().clamp(c)[:, 13] == 0.0)
+    c[:, 13] = -0.2                      # beyond a whole stroke outside: not a gripper command
+    v = ChunkGuard().check(c)
+    assert not v.ok and v.out_of_limits and 'dim 13' in v.detail
+    c[:, 13] = 0.0
+    c[0, 1] = -0.065                     # arm joints keep the tight tolerance (joint2 lower limit 0 rad)
+    assert not ChunkGuard().check(c).ok

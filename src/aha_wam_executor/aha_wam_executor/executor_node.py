@@ -57,8 +57,10 @@ PARAMETERS = {
     'context_topic': (CONTEXT_TOPIC, 'planner descriptor topic, aha_wam_msgs/PlannerContext'),
     'joint_state_topic': ('joint_states_single', 'per-arm joint states (relative to the arm namespace)'),
     'trajectory_topic': ('joint_trajectory', 'per-arm trajectory output (relative to the arm namespace)'),
-    'limit_tolerance': (0.06, 'rad (m for grippers), 0..0.2: chunks this close outside a joint limit are clamped '
-                              'to it; further out they are discarded and the arms hold'),
+    'limit_tolerance': (0.06, 'rad, 0..0.2: chunks this close outside an arm joint limit are clamped to it; '
+                              'further out they are discarded and the arms hold'),
+    'gripper_limit_tolerance': (0.07, 'm, 0..0.1: gripper targets this far outside 0..0.07 m are clamped (the '
+                                      'driver clamps them too); further out the chunk is discarded'),
     'task': (0, 'task id of the checkpoint task table (>= 0)'),
     'seed': (0, 'seed of the denoising noise (reproducible runs)'),
     'publish_markers': (True, 'publish predicted end-effector paths on /aha_wam/markers'),
@@ -87,6 +89,8 @@ class ExecutorNode(Node):
             raise ValueError(f"control_rate={p['control_rate']} Hz is outside 1..200")
         if not 0.0 <= p['limit_tolerance'] <= 0.2:
             raise ValueError(f"limit_tolerance={p['limit_tolerance']} is outside 0..0.2")
+        if not 0.0 <= p['gripper_limit_tolerance'] <= 0.1:
+            raise ValueError(f"gripper_limit_tolerance={p['gripper_limit_tolerance']} is outside 0..0.1")
         if not 1 <= p['denoise_steps'] <= 64:
             raise ValueError(f"denoise_steps={p['denoise_steps']} is outside 1..64")
         if p['torch_threads'] > 0:
@@ -96,7 +100,7 @@ class ExecutorNode(Node):
         backend = make_backend(self.policy, p['backend'], steps=p['denoise_steps'])
         self.runtime = ExecutorRuntime(
             self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'], backend=backend,
-            guard=ChunkGuard(tolerance=p['limit_tolerance']),
+            guard=ChunkGuard(tolerance=p['limit_tolerance'], gripper_tolerance=p['gripper_limit_tolerance']),
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']))
         self.reader = ContextReader(max_age_s=p['max_context_age'], expected_layout=self.policy.planner.layout)
         self.reader.prepare(self.policy.planner.layout)

@@ -28,11 +28,8 @@ import numpy as np
 import torch
 
 from aha_wam.data.episode import Episode, task_id
-from aha_wam.runtime.safety import DEFAULT_TOLERANCE
 
 ARMS = ('left', 'right')
-# Same guard tolerance as the executor node's default (`limit_tolerance`): see runtime/safety.py for why.
-GUARD_TOLERANCE = DEFAULT_TOLERANCE
 JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
 
 
@@ -130,7 +127,7 @@ class PolicyController:
     """Planner + executor runtimes on the simulated clock (see the module docstring)."""
 
     def __init__(self, policy, steps: int = 10, schedule: Schedule = Schedule(), task_ids: dict | None = None,
-                 limit_tolerance: float = GUARD_TOLERANCE):
+                 guard=None):
         from aha_wam.context.channel import ContextReader, ContextWriter
         from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness
         from aha_wam.runtime.planner_runtime import PlannerRuntime
@@ -143,7 +140,7 @@ class PolicyController:
         self.planner = PlannerRuntime(policy, self.writer)
         from aha_wam.runtime.safety import ChunkGuard
         self._executor_cls, self._freshness = ExecutorRuntime, Freshness()
-        self.guard = ChunkGuard(tolerance=limit_tolerance)
+        self.guard = guard or ChunkGuard()      # the executor node's defaults (runtime/safety.py says why)
         self.limits = Limits()
 
     def close(self) -> None:

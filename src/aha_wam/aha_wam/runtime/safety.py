@@ -10,7 +10,9 @@ PIPER_LOWER = np.array([-2.618, 0.0, -2.967, -1.745, -1.22, -2.0944, 0.0])
 PIPER_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944, 0.07])
 
 
-DEFAULT_TOLERANCE = 0.06
+DEFAULT_TOLERANCE = 0.06           # rad, arm joints
+DEFAULT_GRIPPER_TOLERANCE = 0.07   # m, grippers: one full stroke (see ChunkGuard)
+GRIPPER_DIMS = (6, 13)             # total gripper opening of the left and right arm in the 14-D action
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class ChunkGuard:
-    """Rejects chunks with NaN/Inf or targets beyond the joint limits (plus a tolerance)."""
+    """Rejects chunks with NaN/Inf or targets beyond the joint limits (plus a tolerance); clamps the rest."""
 
     lower: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_LOWER, 2))
     upper: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_UPPER, 2))
@@ -31,10 +33,20 @@ class ChunkGuard:
     # exactly on limits (home: joint2 = 0, grippers closed = 0), so a trained policy's chunks graze them by a
     # few centi-radians; 0.06 accepts that and still rejects garbage.
     tolerance: float = DEFAULT_TOLERANCE
+    # m: the gripper is a force-limited position servo and the Piper driver clamps its command to the stroke,
+    # so "close a little more than fully" is the ordinary way to grasp (demonstrations command exactly 0 and
+    # a policy overshoots that by centimetres). Only a target further than one stroke outside is garbage.
+    gripper_tolerance: float = DEFAULT_GRIPPER_TOLERANCE
 
     def __post_init__(self):
         if self.lower.shape != self.upper.shape or np.any(self.lower > self.upper):
             raise ValueError('ChunkGuard: lower/upper must have the same shape and lower <= upper')
+        if not (self.tolerance >= 0 and self.gripper_tolerance >= 0):
+            raise ValueError('ChunkGuard: tolerances must be >= 0')
+        margin = np.full(self.lower.shape, float(self.tolerance))
+        if self.lower.shape == (14,):
+            margin[list(GRIPPER_DIMS)] = self.gripper_tolerance
+        object.__setattr__(self, '_margin', margin)
 
     def check(self, chunk: np.ndarray) -> Verdict:
         if chunk.ndim != 2 or chunk.shape[1] != self.lower.shape[0]:
@@ -42,8 +54,8 @@ class ChunkGuard:
         if not np.all(np.isfinite(chunk)):
             bad = np.argwhere(~np.isfinite(chunk))[0]
             return Verdict(False, nonfinite=True, detail=f'non-finite action at step {bad[0]}, dim {bad[1]}')
-        below = chunk < self.lower - self.tolerance
-        above = chunk > self.upper + self.tolerance
+        below = chunk < self.lower - self._margin
+        above = chunk > self.upper + self._margin
         if below.any() or above.any():
             step, dim = np.argwhere(below | above)[0]
             return Verdict(False, out_of_limits=True,
