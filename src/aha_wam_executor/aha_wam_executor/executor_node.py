@@ -33,7 +33,7 @@ from aha_wam.ros.params import declare
 from aha_wam.ros.spin import run_node
 from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness, Observation, Update
 from aha_wam.runtime.faults import Fault
-from aha_wam.runtime.rate import LatencyStats, RateMeter
+from aha_wam.runtime.rate import FrameClock, LatencyStats, RateMeter
 from aha_wam.runtime.safety import ChunkGuard
 from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
 
@@ -49,6 +49,8 @@ PARAMETERS = {
                         "'onnxruntime', 'tensorrt' (CUDA + tensorrt package); one that cannot run here "
                         'refuses at start, naming the missing package or device'),
     'control_rate': (20.0, 'executor updates per second, Hz (1..200)'),
+    'max_frame_wait': (0.015, 's, 0..0.05: when the next camera frame is due within this, an update waits for '
+                              'it (phase lock to the camera: lower image-to-trajectory latency); 0 = never wait'),
     'max_context_age': (1.0, 's (> 0): hold when the newest valid context is older'),
     'max_image_age': (0.5, 's (> 0): hold when the newest image is older'),
     'max_joint_state_age': (0.25, 's (> 0): hold when either arm state is older'),
@@ -64,6 +66,7 @@ PARAMETERS = {
     'task': (0, 'task id of the checkpoint task table (>= 0)'),
     'seed': (0, 'seed of the denoising noise (reproducible runs)'),
     'publish_markers': (True, 'publish predicted end-effector paths on /aha_wam/markers'),
+    'marker_rate': (5.0, 'Hz (> 0), at most this many marker updates per second (rviz needs few; FK costs CPU)'),
     'marker_frames': (['left_base_link', 'right_base_link'], 'frame_id of each arm base for the markers'),
     'diagnostics_period': (1.0, 's (> 0) between /diagnostics messages'),
 }
@@ -91,6 +94,10 @@ class ExecutorNode(Node):
             raise ValueError(f"limit_tolerance={p['limit_tolerance']} is outside 0..0.2")
         if not 0.0 <= p['gripper_limit_tolerance'] <= 0.1:
             raise ValueError(f"gripper_limit_tolerance={p['gripper_limit_tolerance']} is outside 0..0.1")
+        if not 0.0 <= p['max_frame_wait'] <= 0.05:
+            raise ValueError(f"max_frame_wait={p['max_frame_wait']} s is outside 0..0.05")
+        if not p['marker_rate'] > 0:
+            raise ValueError(f"marker_rate={p['marker_rate']} Hz must be > 0")
         if not 1 <= p['denoise_steps'] <= 64:
             raise ValueError(f"denoise_steps={p['denoise_steps']} is outside 1..64")
         if p['torch_threads'] > 0:
@@ -118,6 +125,8 @@ class ExecutorNode(Node):
         self._moving = False                  # a chunk was sent since the last hold
         self.chunk_index = 0
         self.rate = RateMeter()
+        self.frames = FrameClock(p['max_frame_wait'])
+        self._next_marker = 0.0
         self.total_ms = LatencyStats()
         self.e2e_ms = LatencyStats()
         self.last_update: Update | None = None
@@ -150,6 +159,7 @@ class ExecutorNode(Node):
             return
         with self._lock:
             self._image = (rgb, stamp_to_ns(msg.header.stamp))
+        self.frames.arrived()
 
     def _on_joint_state(self, index: int, msg: JointState) -> None:
         # piper_ros: names joint1..joint6, gripper; position[6] = total gripper opening (m).
@@ -173,7 +183,7 @@ class ExecutorNode(Node):
         period = 1.0 / self.params['control_rate']
         deadline = time.monotonic()
         while not self._stop.is_set():
-            deadline += period
+            self.frames.wait_if_imminent()        # phase lock: compute on a frame that is about to arrive
             started = time.monotonic()
             try:
                 self._update_once(period)
@@ -182,11 +192,14 @@ class ExecutorNode(Node):
                     break              # shutting down (Ctrl-C / SIGTERM): publishers are gone
                 self.get_logger().error(f'control update failed: {type(exc).__name__}: {exc}',
                                         throttle_duration_sec=2.0)
-            self.total_ms.add((time.monotonic() - started) * 1e3)
-            delay = deadline - time.monotonic()
-            if delay < 0:
-                deadline = time.monotonic()       # overran: next update now, no burst of catch-ups
-            elif self._stop.wait(delay):
+            now = time.monotonic()
+            self.total_ms.add((now - started) * 1e3)
+            # Absolute deadlines: one late update is absorbed by starting the next one at once (the rate
+            # holds); more than a whole period behind, the missed tick is dropped instead of bursting.
+            deadline += period
+            if now - deadline > period:
+                deadline = now
+            elif self._stop.wait(max(0.0, deadline - now)):
                 break
 
     def _read_context(self) -> tuple[Fault, str, float]:
@@ -261,7 +274,9 @@ class ExecutorNode(Node):
                 msg.points.append(JointTrajectoryPoint(positions=q.tolist(), time_from_start=Duration(
                     sec=sec, nanosec=int(round((t - sec) * 1e9)))))
             pub.publish(msg)
-        if self.params['publish_markers']:
+        now = time.monotonic()
+        if self.params['publish_markers'] and now >= self._next_marker:
+            self._next_marker = now + 1.0 / self.params['marker_rate']
             self._publish_markers(h.actions)
         return h.start_ns
 
