@@ -113,7 +113,8 @@ def main() -> int:
         'context_rejections': int(sum(bool(m.fault_flags & 4) for _, m in window)),
         'targets': {'rate_hz_min': 20.0, 'e2e_p95_ms_max': 80.0},
     }
-    result['meets_targets'] = bool(result['executor_rate_hz'] >= 19.0 and len(e2e)
+    # 20 Hz within the 0.5 % a 30 s window's edges can cost (one update).
+    result['meets_targets'] = bool(result['executor_rate_hz'] >= 19.9 and len(e2e)
                                    and result['e2e_image_to_trajectory_ms_p50_p95'][1] <= 80.0)
     print(json.dumps(result, indent=2))
     return 0
