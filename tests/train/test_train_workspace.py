@@ -46,6 +46,23 @@ def test_resume_restores_optimiser_and_rng_state_exactly(tmp_path):
     assert (tmp_path / 'b' / 'checkpoint' / 'model.safetensors').exists()
 
 
+def test_proprio_noise_perturbs_only_the_state_input(tmp_path):
+    cache = synthetic_cache(2)
+    seen = []
+    ws = Workspace(config(tmp_path, 'proprio_noise=0.5', 'steps=1', 'val_fraction=0.0'), cache=cache)
+    clean = Workspace(config(tmp_path / 'clean', 'steps=1', 'val_fraction=0.0'), cache=cache)
+    for w in (ws, clean):
+        w.model.forward = lambda batch, generator=None, w=w: (seen.append(batch) or
+                                                              type(w.policy).forward(w.policy, batch, generator))
+        w.train(resume=False)
+    noisy, ref = seen
+    # same windows (same sampler seed), targets untouched, the state moved by about 0.5 of its std
+    assert torch.equal(noisy['actions'], ref['actions'])
+    std = ws.policy.normalizer.state_std
+    z = (noisy['chunk_proprio'] - ref['chunk_proprio']) / std
+    assert 0.3 < float(z.std()) < 0.7
+
+
 def test_loss_falls(tmp_path):
     cache = synthetic_cache(1, length=60)
     ws = Workspace(config(tmp_path, 'steps=60', 'val_fraction=0.0', 'lr=2e-3', 'warmup_steps=5', 'ema_decay=null'),

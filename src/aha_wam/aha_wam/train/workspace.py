@@ -60,6 +60,11 @@ class TrainConfig:
     log_every: int = 10
     history_spacing: tuple = (16, 40)       # control steps between training history frames (deployed: 25)
     max_offset: int | None = None           # None = model timing.max_offset
+    # Std of Gaussian noise added to the chunk-start proprio, in units of its normalisation std (training
+    # only). Against the copycat failure of proprio-conditioned imitation: with a clean state input the model
+    # learns "action = state + small lead", which imitates well on the demonstrations but stalls in closed
+    # loop once the arm lags; a noisy state makes it read the target from the images.
+    proprio_noise: float = 0.0
     num_threads: int = 0                    # torch threads per process; 0 = leave as is
     bf16: bool = True                       # autocast bf16 on CUDA (ignored on CPU)
     device: str = 'auto'
@@ -220,6 +225,10 @@ class Workspace:
             group['lr'] = lr
         self.model.train()
         batch = self.sampler.batch(cfg.batch_size, self.latents)
+        if cfg.proprio_noise > 0:
+            std = self.policy.normalizer.state_std.detach().cpu()
+            noise = torch.randn(batch['chunk_proprio'].shape, generator=self.generator)
+            batch['chunk_proprio'] = batch['chunk_proprio'] + cfg.proprio_noise * std * noise
         with self._autocast():
             loss, metrics = self.model(batch, generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
