@@ -49,7 +49,8 @@ def run(args) -> dict:
                                  lambda m: status.append((time.monotonic(), m)), 100)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(recorder)
-    bag_path = out / f'demo_{args.task}_{args.seed:06d}'
+    # One bag per run (bags are never overwritten): a second `make demo` must not trip over the first's bag.
+    bag_path = out / f"demo_{args.task}_{args.seed:06d}_{time.strftime('%Y%m%d-%H%M%S')}"
     writer = None
     outcome = {'success': False, 'stage': 'not started', 'timed_out': False}
     t0 = time.monotonic()
