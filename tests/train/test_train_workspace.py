@@ -63,6 +63,11 @@ def test_proprio_noise_perturbs_only_the_state_input(tmp_path):
     assert 0.3 < float(z.std()) < 0.7
 
 
+def test_negative_proprio_noise_is_refused():
+    with pytest.raises(ValueError, match='proprio_noise'):
+        load_train_config(None, ['proprio_noise=-0.1'])
+
+
 def test_loss_falls(tmp_path):
     cache = synthetic_cache(1, length=60)
     ws = Workspace(config(tmp_path, 'steps=60', 'val_fraction=0.0', 'lr=2e-3', 'warmup_steps=5', 'ema_decay=null'),

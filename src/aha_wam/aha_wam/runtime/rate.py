@@ -68,20 +68,21 @@ class FrameClock:
             self._count += 1
             self._cond.notify_all()
 
+    def _period(self) -> float | None:          # caller holds the lock
+        if len(self._arrivals) < 3:
+            return None
+        return float(np.median(np.diff(np.asarray(self._arrivals))))
+
     def period(self) -> float | None:
         """Median interval between recent frames, s (None until three frames arrived)."""
         with self._cond:
-            if len(self._arrivals) < 3:
-                return None
-            return float(np.median(np.diff(np.asarray(self._arrivals))))
+            return self._period()
 
     def due_in(self) -> float | None:
         """Seconds until the next frame is expected (negative if overdue); None while the period is unknown."""
-        period = self.period()
-        if period is None:
-            return None
         with self._cond:
-            return self._arrivals[-1] + period - self.clock()
+            period = self._period()
+            return None if period is None else self._arrivals[-1] + period - self.clock()
 
     def wait_if_imminent(self) -> float:
         """Block until the next frame arrives if it is due within `max_wait`; returns the seconds waited."""

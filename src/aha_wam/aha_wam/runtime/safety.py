@@ -12,7 +12,6 @@ PIPER_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944, 0.07])
 
 DEFAULT_TOLERANCE = 0.06           # rad, arm joints
 DEFAULT_GRIPPER_TOLERANCE = 0.07   # m, grippers: one full stroke (see ChunkGuard)
-GRIPPER_DIMS = (6, 13)             # total gripper opening of the left and right arm in the 14-D action
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +43,7 @@ class ChunkGuard:
         if not (self.tolerance >= 0 and self.gripper_tolerance >= 0):
             raise ValueError('ChunkGuard: tolerances must be >= 0')
         margin = np.full(self.lower.shape, float(self.tolerance))
-        if self.lower.shape == (14,):
-            margin[list(GRIPPER_DIMS)] = self.gripper_tolerance
+        margin[6::7] = self.gripper_tolerance      # per arm: joint1..joint6, then the gripper opening
         object.__setattr__(self, '_margin', margin)
 
     def check(self, chunk: np.ndarray) -> Verdict:

@@ -70,6 +70,10 @@ class TrainConfig:
     device: str = 'auto'
     progress: bool = True
 
+    def __post_init__(self):
+        if not (np.isfinite(self.proprio_noise) and self.proprio_noise >= 0):
+            raise ValueError(f'proprio_noise must be a finite number >= 0 (std units), got {self.proprio_noise}')
+
     def model_config(self) -> AhaWamConfig:
         return load_config(self.model, self.model_overrides or None)
 
@@ -91,7 +95,7 @@ def load_train_config(source: str | os.PathLike | None = None, overrides: Iterab
     for key in ('betas', 'history_spacing'):
         if key in data:
             data[key] = tuple(data[key])
-    floats = {'lr', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema_decay', 'val_fraction'}
+    floats = {'lr', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema_decay', 'val_fraction', 'proprio_noise'}
     for key in floats & set(data):
         if isinstance(data[key], str):      # YAML 1.1 reads '1e-3' (no dot) as a string
             data[key] = float(data[key])
