@@ -28,7 +28,11 @@ def test_closed_loop_in_step_and_reset():
     sim = spawn_python('-m', 'piper_bringup.piper_sim', '--ros-args', '-p', 'camera_rate:=0.0')
     streamer = spawn_python('-m', 'piper_bringup.trajectory_streamer')
     try:
-        assert wait_for(lambda: all(len(rec.msgs[f'/{a}/joint_ctrl_single']) > 20 for a in ('left', 'right')), 60)
+        # Ready means both directions flow: the streamer commands AND the sim reports state to this process
+        # (on a loaded CI box MuJoCo can start well after the streamer, or its topic match can come later).
+        topics = [f'/{a}/{t}' for a in ('left', 'right') for t in ('joint_ctrl_single', 'joint_states_single')]
+        assert wait_for(lambda: all(len(rec.msgs[t]) > 20 for t in topics), 60), \
+            {t: len(rec.msgs[t]) for t in topics}
         target = {'left': [0.3, 1.0, -0.8, 0.0, 0.4, 0.0, 0.05], 'right': [-0.3, 1.0, -0.8, 0.0, 0.4, 0.0, 0.05]}
         start = rec.now() + 0.5
         for arm in ('left', 'right'):
@@ -45,7 +49,7 @@ def test_closed_loop_in_step_and_reset():
         def reached():
             return all(np.allclose(rec.last(f'/{a}/joint_states_single').position, target[a], atol=0.02)
                        for a in ('left', 'right'))
-        assert wait_for(reached, 6), {a: rec.last(f'/{a}/joint_states_single').position for a in ('left', 'right')}
+        assert wait_for(reached, 10), {a: rec.last(f'/{a}/joint_states_single').position for a in ('left', 'right')}
         first = {}
         for arm in ('left', 'right'):
             cmds = [m for _, m in rec.get(f'/{arm}/joint_ctrl_single')]
