@@ -33,6 +33,8 @@ distclean: clean  ## also remove the virtual environment
 train: setup  ## reproduce checkpoints/cpu(+_flash): expert demos -> cache -> train-ae -> train -> distill (fixed seeds)
 	@$(RUN) aha-wam record --tasks lift_box --out runs/cpu/demos --episodes 150 --first-seed 1000
 	@$(RUN) aha-wam record --tasks place_cube_in_bowl handover_cube --out runs/cpu/demos --episodes 80 --first-seed 1000
+	@$(RUN) aha-wam record --tasks lift_box place_cube_in_bowl --out runs/cpu/demos --episodes 100 --first-seed 2000 --perturb-std 0.08
+	@$(RUN) aha-wam record --tasks handover_cube --out runs/cpu/demos --episodes 160 --first-seed 2000 --perturb-std 0.08
 	@$(RUN) aha-wam train-ae --config config/train/cpu.yaml --data runs/cpu/demos --steps 800
 	@$(RUN) aha-wam train --config config/train/cpu.yaml --data runs/cpu/demos
 	@$(RUN) aha-wam distill --config config/train/cpu_distill.yaml --teacher runs/cpu/train/checkpoint

@@ -40,3 +40,34 @@ def test_policy_episode_is_reproducible_for_a_seed(tiny_checkpoint):
     np.testing.assert_array_equal(e0.proprio, e1.proprio)
     assert np.abs(np.diff(e0.actions, axis=0)).max() > 0   # the policy's chunks actually moved the arms
     sim.close()
+
+
+def test_perturbed_expert_executes_noise_but_labels_the_clean_plan():
+    """DART-style demos: within the first phase (planned from the same start state either way) the recorded
+    actions are the clean plan's, while the measured joints are pushed off it; same seed, same episode."""
+    from piper_bringup.sim.bimanual import BimanualPiperSim
+    from piper_bringup.sim.expert import make_expert
+    sim = BimanualPiperSim('lift_box', 'clean', seed=5)
+    try:
+        sim.reset(5)
+        first_phase_s = make_expert('lift_box').next_plan(sim.scene_state()).duration
+        horizon = min(first_phase_s, 1.5)
+        schedule = Schedule(camera_every=10)
+        episodes = {}
+        for name, std in (('clean', 0.0), ('noisy', 0.08), ('again', 0.08)):
+            _, episodes[name] = run_episode(sim, ExpertController(perturb_std=std), 'lift_box', 5, schedule,
+                                            record=True, timeout_s=horizon)
+    finally:
+        sim.close()
+    clean, noisy, again = episodes['clean'], episodes['noisy'], episodes['again']
+    n = min(len(clean.actions), len(noisy.actions))
+    assert n >= 0.8 * horizon * 50
+    np.testing.assert_allclose(noisy.actions[:n], clean.actions[:n], atol=1e-9)       # labels: the clean plan
+    off_path = np.abs(noisy.proprio[:n, :6] - clean.proprio[:n, :6]).max()
+    assert off_path > 0.02, off_path                                                     # execution: perturbed
+    assert noisy.meta['perturb_std'] == 0.08 and clean.meta['perturb_std'] == 0.0
+    np.testing.assert_array_equal(noisy.proprio, again.proprio)                          # seeded noise
+    with pytest.raises(ValueError, match='perturb_std'):
+        ExpertController(perturb_std=-0.1)
+    with pytest.raises(ValueError, match='perturb_prob'):
+        ExpertController(perturb_std=0.1, perturb_prob=1.5)

@@ -93,18 +93,63 @@ def _trajectory(points_t, q, start_s: float, limits):
 
 
 class ExpertController:
-    """The scripted IK expert, one plan per phase, re-planned after the phase ran and settled."""
+    """The scripted IK expert, one plan per phase, re-planned after the phase ran and settled.
 
-    def __init__(self, settle_s: float = 0.3):
+    With ``perturb_std`` > 0 it records DART-style demonstrations: each phase is *executed* with a smooth random
+    joint offset (per free arm, joints 1-6, N(0, perturb_std^2) rad, a sine bump that is over before the
+    arm's gripper closes: `_perturbation`), while the *recorded action* is the clean plan, streamed by a shadow streamer.
+    The states then leave the expert's path and the labels steer back to it: the corrections a policy needs
+    once its own errors push it off the demonstrations, which clean demonstrations never show. The next
+    phase is re-planned from the perturbed scene, so grasp misses become expert retries. Noise is drawn from
+    the episode seed (reproducible)."""
+
+    def __init__(self, settle_s: float = 0.3, perturb_std: float = 0.0, perturb_prob: float = 1.0):
+        if not (math.isfinite(perturb_std) and perturb_std >= 0):
+            raise ValueError(f'perturb_std must be a finite number >= 0 (rad), got {perturb_std}')
+        if not 0.0 <= perturb_prob <= 1.0:
+            raise ValueError(f'perturb_prob must be in [0, 1], got {perturb_prob}')
         self.settle_s = settle_s
+        self.perturb_std, self.perturb_prob = float(perturb_std), float(perturb_prob)
+        self.labels: dict | None = None
 
     def reset(self, sim, task: str, seed: int) -> None:
         from piper_bringup.sim.expert import make_expert
-        from piper_bringup.trajectory import Limits
+        from piper_bringup.trajectory import ArmStreamer, Limits
         self.sim, self.limits = sim, Limits()
         self.expert = make_expert(task, old_firmware=sim.old_firmware)
         self.busy_until_ns = 0
         self.done = False
+        self.rng = np.random.default_rng([int(seed), 0xDA27])
+        self.labels = None
+        if self.perturb_std > 0:
+            self.labels = {arm: ArmStreamer(self.limits) for arm in ARMS}
+            for arm in ARMS:
+                self.labels[arm].set_measured(sim.joint_positions(arm))
+
+    def _perturbation(self, plan) -> dict:
+        """arm -> (N, 7) joint offsets for one phase's waypoints; the gripper itself is never perturbed.
+
+        An arm that holds something at the phase start (gripper measured between closed and open: an object
+        is in it) is left alone, or the object slips and the demonstration is lost. A free arm gets a sine
+        bump that starts at zero and is back to zero at 70% of the time until its gripper starts to close
+        (the whole phase if it never does): the grasp itself happens where the plan puts it."""
+        times, g_open = plan.times, float(self.limits.upper[6])
+        out = {}
+        for arm in ARMS:
+            g = plan.q[arm][:, 6]
+            holding = 2e-3 < g[0] < g_open - 2e-3
+            closing = np.flatnonzero(np.diff(g) < -1e-5)
+            window = 0.7 * float(times[closing[0]] if closing.size else times[-1])
+            shape = np.where(times < window, np.sin(np.pi * times / max(window, 1e-9)), 0.0)[:, None]
+            delta = np.zeros(7)
+            if not holding and window > 0.2 and self.rng.random() < self.perturb_prob:
+                delta[:6] = self.rng.normal(0.0, self.perturb_std, 6)
+            out[arm] = shape * delta
+        return out
+
+    def action_label(self, arm: str, now_s: float) -> np.ndarray | None:
+        """The clean plan's command now (what a recorded episode stores as the action); None without noise."""
+        return None if self.labels is None else self.labels[arm].step(now_s)
 
     def step(self, obs: StepObs, result: EpisodeResult) -> list:
         if self.done or obs.now_ns < self.busy_until_ns:
@@ -115,8 +160,12 @@ class ExpertController:
             return []
         start = obs.now_ns * 1e-9
         trajs = {}
+        noise = self._perturbation(plan) if self.labels is not None else None
         for arm in ARMS:
             t, q = plan.arm_trajectory(arm)
+            if noise is not None:
+                self.labels[arm].submit(_trajectory(t, q, start, self.limits), start)
+                q = np.clip(q + noise[arm][1:], self.limits.lower, self.limits.upper)
             trajs[arm] = _trajectory(t, q, start, self.limits)
         self.busy_until_ns = obs.now_ns + int((plan.duration + self.settle_s) * 1e9)
         result.updates += 1
@@ -279,8 +328,11 @@ def run_episode(sim, controller, task: str, seed: int, schedule: Schedule = Sche
         for arm, cmd in zip(ARMS, commands):
             sim.command(arm, cmd, 100.0)
         if control and record:
+            # A perturbing expert labels the step with its clean plan, not the noisy command it executes.
+            label = getattr(controller, 'action_label', None)
+            labels = [label(arm, now_s) for arm in ARMS] if label is not None else [None, None]
             proprio_log.append(proprio)
-            action_log.append(np.concatenate(commands))
+            action_log.append(np.concatenate([c if lab is None else lab for c, lab in zip(commands, labels)]))
         sim.step(schedule.tick_physics_steps)
         tick += 1
     status = sim.task_status()
@@ -292,7 +344,7 @@ def run_episode(sim, controller, task: str, seed: int, schedule: Schedule = Sche
         return result
     meta = {'task': task, 'task_id': task_id(task), 'seed': int(seed), 'level': sim.level,
             'success': result.success, 'instruction': sim.instruction(), 'control_hz': schedule.control_hz,
-            'source': type(controller).__name__}
+            'source': type(controller).__name__, 'perturb_std': getattr(controller, 'perturb_std', 0.0)}
     return result, Episode(np.stack(proprio_log), np.stack(action_log), np.array(image_steps), np.stack(images), meta)
 
 

@@ -30,7 +30,8 @@ def cmd_record(args) -> int:
     total = 0
     for task in args.tasks:
         total += len(generate(task, _seeds(args.first_seed, args.episodes), args.out, level=args.level,
-                              camera_every=args.camera_every, keep_failed=args.keep_failed))
+                              camera_every=args.camera_every, keep_failed=args.keep_failed,
+                              perturb_std=args.perturb_std, perturb_prob=args.perturb_prob))
     print(json.dumps({'episodes_written': total, 'out': args.out}))
     return 0
 
@@ -43,6 +44,9 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--level', default='clean', choices=('clean', 'randomized'))
     p.add_argument('--camera-every', type=int, default=2, help='control steps between frames (harness)')
     p.add_argument('--keep-failed', action='store_true')
+    p.add_argument('--perturb-std', type=float, default=0.0,
+                   help='DART-style demos: per-phase smooth joint offset std, rad, executed but not labelled (0: off)')
+    p.add_argument('--perturb-prob', type=float, default=1.0, help='probability that an arm is perturbed in a phase')
     p.add_argument('--ros', action='store_true', help='record live ROS topics into MCAP bags')
     p.add_argument('--start-sim', action='store_true', help='with --ros: start piper_sim + streamer first')
 
