@@ -3,9 +3,14 @@ import torch
 
 from _train_support import synthetic_cache
 from aha_wam.config import get_config
-from aha_wam.distill import CAPTURE, Distiller
+from aha_wam.distill import CAPTURE, Distiller, anchor_weights
 from aha_wam.policy import AhaWamPolicy
 from aha_wam.train.workspace import load_train_config
+
+
+def test_anchor_weights_favour_the_deployed_grid_starts():
+    # 1-step starts at 0; 2-step at 0, 8; 4-step at 0, 4, 8, 12; steps 1 and 2 are captured but start no grid
+    assert anchor_weights() == {0: 4.0, 1: 1.0, 2: 1.0, 4: 2.0, 8: 3.0, 12: 2.0}
 
 
 def test_distillation_loss_falls(tmp_path):

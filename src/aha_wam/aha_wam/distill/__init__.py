@@ -1,2 +1,2 @@
 """Flash executor by ODE distillation (see ode.py)."""
-from aha_wam.distill.ode import CAPTURE, PATHS, Distiller  # noqa: F401
+from aha_wam.distill.ode import CAPTURE, PATHS, Distiller, anchor_weights  # noqa: F401

@@ -3,7 +3,8 @@
 Per batch (online, under no_grad): the frozen teacher's planner gives the clean frame-0 context (with
 history), the teacher executor integrates every chunk for 16 Euler steps from fresh noise, capturing the
 states after steps {0, 1, 2, 4, 8, 12, 16}. The student (initialised from the teacher; only its executor,
-OVCR included, is trained) sees, per chunk, the teacher state at a random non-final captured step a and
+OVCR included, is trained) sees, per chunk, the teacher state at a random non-final captured step a (weighted
+towards the steps the 1/2/4-step grids start from: `anchor_weights`) and
 predicts x0 = x_a - sigma_a * v_student(x_a, sigma_a); loss = masked MSE(x0, teacher x_16). Inference uses
 the ordinary Euler sampler with 1, 2 or 4 steps, whose grids are subsets of the 16-step grid (0->16;
 0, 8, 16; 0, 4, 8, 12, 16), so every student step starts where it was trained.
@@ -30,6 +31,14 @@ from aha_wam.train.workspace import TrainConfig, encode_images, lr_at
 TEACHER_STEPS = 16
 CAPTURE = (0, 1, 2, 4, 8, 12, 16)
 PATHS = (1, 2, 4)
+
+
+def anchor_weights(capture=CAPTURE, paths=PATHS, teacher_steps=TEACHER_STEPS) -> dict[int, float]:
+    """Sampling weight of each non-final captured step as the student's starting state: 1, plus 1 for every
+    deployed n-step grid that starts a step there. Uniform anchors train the 1-step path (x_0 -> x0, the one
+    Flash deploys and the hardest map) on 1/6 of the samples; this gives it 4/13."""
+    starts = [teacher_steps * i // n for n in paths for i in range(n)]
+    return {a: 1.0 + starts.count(a) for a in capture if a < teacher_steps}
 
 
 class Distiller:
@@ -97,8 +106,10 @@ class Distiller:
         fold, mask = self._teacher_inputs(batch)
         _, target, states = self._rollout(fold, generator)
         n = target.shape[0]
-        anchors = [i for i in CAPTURE if i < TEACHER_STEPS]
-        pick = torch.randint(0, len(anchors), (n,), generator=generator)
+        weights = anchor_weights()
+        anchors = list(weights)
+        pick = torch.multinomial(torch.tensor([weights[a] for a in anchors]), n, replacement=True,
+                                 generator=generator)
         stacked = torch.stack([states[i] for i in anchors], dim=1)                  # [n, A, c, a]
         x = stacked[torch.arange(n), pick]
         sigma = self.sigmas[torch.tensor(anchors)[pick]].to(x.device)
