@@ -12,6 +12,7 @@ from aha_wam.data.bag import (ARMS, BagWriter, COMMAND_TOPICS, IMAGE_TOPIC, INST
 from aha_wam.data.cache import TrainingCache
 from aha_wam.data.episode import load_episode, save_episode
 from aha_wam.data.windows import WindowSampler, WindowSpec
+from aha_wam.train.workspace import load_train_config
 
 MS = 1_000_000
 
@@ -131,3 +132,19 @@ def test_history_spacing_is_randomised_within_its_range():
     sampler = WindowSampler(synthetic_cache(2, length=200), cfg, seed=0, history_spacing=(16, 40))
     spacings = {sp.spacing for sp in sampler.sample_specs(300)}
     assert min(spacings) >= 16 and max(spacings) <= 40 and len(spacings) > 10
+
+
+def test_start_oversampling_draws_episode_openings():
+    cfg = get_config('tiny')
+    cache = synthetic_cache(2, length=200)
+    uniform = WindowSampler(cache, cfg, seed=0).sample_specs(2000)
+    assert WindowSampler(cache, cfg, seed=0, start_fraction=0.0).sample_specs(2000) == uniform   # off: same stream
+    early_share = np.mean([sp.step < 20 for sp in uniform])
+    oversampled = WindowSampler(cache, cfg, seed=0, start_fraction=0.5, start_steps=20).sample_specs(2000)
+    share = np.mean([sp.step < 20 for sp in oversampled])
+    assert early_share < 0.2 and share == pytest.approx(0.5 + 0.5 * early_share, abs=0.04), (early_share, share)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match='start_fraction'):
+            WindowSampler(cache, cfg, start_fraction=bad)
+    with pytest.raises(ValueError, match='start_fraction'):
+        load_train_config(None, ['start_fraction=1.5'])

@@ -11,7 +11,8 @@ A window is (episode e, start step s, offset o, history spacing d):
 
 Horizon-adaptive offsets: o ~ U{0..max_offset} (max_offset < chunk), so a chunk starts at any phase of the
 planner frame and the executor learns to read the phase from its observation and proprio. Start steps s are
-the steps where an image was taken (the planner refreshes on camera frames), uniformly over the data.
+the steps where an image was taken (the planner refreshes on camera frames), uniformly over the data, except
+a `start_fraction` of them drawn from each episode's first `start_steps` (the moment an arm is chosen).
 History spacing d ~ U{lo..hi} control steps brackets the deployed planner period (notes §10: trained
 spacing must match deployment; randomising it covers cadence jitter).
 """
@@ -37,7 +38,7 @@ class WindowSpec:
 class WindowSampler:
     def __init__(self, cache: TrainingCache, config: AhaWamConfig, episodes: list[int] | None = None,
                  seed: int = 0, history_spacing: tuple[int, int] = (16, 40), max_offset: int | None = None,
-                 history_frames: int | None = None):
+                 history_frames: int | None = None, start_fraction: float = 0.0, start_steps: int = 50):
         self.cache = cache
         self.config = config
         t = config.timing
@@ -57,11 +58,22 @@ class WindowSampler:
                                                cache.episodes[e]['image_start'] + cache.episodes[e]['image_count'])
                                      for e in self.episodes])
         self._row_episode = np.concatenate([np.full(cache.episodes[e]['image_count'], e) for e in self.episodes])
+        # Rows of each episode's opening (step < start_steps): drawn with probability start_fraction
+        # (TrainConfig.start_fraction says why). The episode's first image is step 0 (cache contract).
+        if not 0.0 <= start_fraction < 1.0:
+            raise ValueError(f'start_fraction must be in [0, 1), got {start_fraction}')
+        self.start_fraction = float(start_fraction)
+        self._early = np.flatnonzero(cache.image_steps[self._rows] < int(start_steps))
+        if self.start_fraction > 0 and self._early.size == 0:
+            raise ValueError(f'no image before step {start_steps} in these episodes: cannot oversample starts')
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------------------------------ sampling
     def sample_specs(self, n: int) -> list[WindowSpec]:
         idx = self.rng.integers(0, self._rows.shape[0], n)
+        if self.start_fraction > 0:         # (drawn only when on, so 0 keeps the uniform stream bit-exact)
+            early = self.rng.random(n) < self.start_fraction
+            idx[early] = self._early[self.rng.integers(0, self._early.size, int(early.sum()))]
         offsets = self.rng.integers(0, self.max_offset + 1, n)
         spacing = self.rng.integers(self.spacing[0], self.spacing[1] + 1, n)
         return [WindowSpec(int(self._row_episode[i]), int(self.cache.image_steps[self._rows[i]]), int(o), int(d))

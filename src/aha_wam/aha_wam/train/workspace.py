@@ -65,6 +65,12 @@ class TrainConfig:
     # learns "action = state + small lead", which imitates well on the demonstrations but stalls in closed
     # loop once the arm lags; a noisy state makes it read the target from the images.
     proprio_noise: float = 0.0
+    # Fraction of training windows whose start is drawn from the first `start_steps` control steps of an
+    # episode instead of uniformly. Which arm acts (place_cube_in_bowl: the cube's side) is decided from the
+    # image at the start, with both arms at home; uniform windows give that moment ~5% of the data, and once
+    # an arm moves the state alone tells which one, so the model learned to pick an arm at random.
+    start_fraction: float = 0.0
+    start_steps: int = 50
     num_threads: int = 0                    # torch threads per process; 0 = leave as is
     bf16: bool = True                       # autocast bf16 on CUDA (ignored on CPU)
     device: str = 'auto'
@@ -73,6 +79,10 @@ class TrainConfig:
     def __post_init__(self):
         if not (np.isfinite(self.proprio_noise) and self.proprio_noise >= 0):
             raise ValueError(f'proprio_noise must be a finite number >= 0 (std units), got {self.proprio_noise}')
+        if not 0.0 <= self.start_fraction < 1.0:
+            raise ValueError(f'start_fraction must be in [0, 1), got {self.start_fraction}')
+        if self.start_steps < 1:
+            raise ValueError(f'start_steps must be >= 1 control step, got {self.start_steps}')
 
     def model_config(self) -> AhaWamConfig:
         return load_config(self.model, self.model_overrides or None)
@@ -95,7 +105,8 @@ def load_train_config(source: str | os.PathLike | None = None, overrides: Iterab
     for key in ('betas', 'history_spacing'):
         if key in data:
             data[key] = tuple(data[key])
-    floats = {'lr', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema_decay', 'val_fraction', 'proprio_noise'}
+    floats = {'lr', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema_decay', 'val_fraction', 'proprio_noise',
+              'start_fraction'}
     for key in floats & set(data):
         if isinstance(data[key], str):      # YAML 1.1 reads '1e-3' (no dot) as a string
             data[key] = float(data[key])
@@ -162,7 +173,8 @@ class Workspace:
         self.policy.to(self.device)
         self.train_ids, self.val_ids = self.cache.split(cfg.val_fraction, cfg.seed)
         kw = dict(history_spacing=cfg.history_spacing, max_offset=cfg.max_offset)
-        self.sampler = WindowSampler(self.cache, self.model_config, self.train_ids, seed=cfg.seed * 1000 + self.rank, **kw)
+        self.sampler = WindowSampler(self.cache, self.model_config, self.train_ids, seed=cfg.seed * 1000 + self.rank,
+                                     start_fraction=cfg.start_fraction, start_steps=cfg.start_steps, **kw)
         self.val_batch = None
         if self.val_ids:
             val_sampler = WindowSampler(self.cache, self.model_config, self.val_ids, seed=10**6 + cfg.seed, **kw)
