@@ -65,6 +65,8 @@ class Distiller:
                                            betas=tuple(cfg.betas))
         self.generator = torch.Generator().manual_seed(cfg.seed + 99)
         self.sigmas = self.teacher.inference_sigmas(TEACHER_STEPS)
+        self.anchor_weights = anchor_weights()
+        self.anchor_probs = torch.tensor(list(self.anchor_weights.values()))
         self.step = 0
         self.history: list[dict] = []
 
@@ -106,10 +108,8 @@ class Distiller:
         fold, mask = self._teacher_inputs(batch)
         _, target, states = self._rollout(fold, generator)
         n = target.shape[0]
-        weights = anchor_weights()
-        anchors = list(weights)
-        pick = torch.multinomial(torch.tensor([weights[a] for a in anchors]), n, replacement=True,
-                                 generator=generator)
+        anchors = list(self.anchor_weights)
+        pick = torch.multinomial(self.anchor_probs, n, replacement=True, generator=generator)
         stacked = torch.stack([states[i] for i in anchors], dim=1)                  # [n, A, c, a]
         x = stacked[torch.arange(n), pick]
         sigma = self.sigmas[torch.tensor(anchors)[pick]].to(x.device)

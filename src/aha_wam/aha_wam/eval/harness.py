@@ -295,6 +295,8 @@ def run_episode(sim, controller, task: str, seed: int, schedule: Schedule = Sche
     image, image_stamp = None, 0
     proprio_log, action_log, image_steps, images = [], [], [], []
     success_at = None
+    # A perturbing expert labels each step with its clean plan, not the noisy command it executes.
+    label = getattr(controller, 'action_label', None) if record else None
     tick = 0
     while True:
         now_ns = tick * tick_ns
@@ -328,8 +330,6 @@ def run_episode(sim, controller, task: str, seed: int, schedule: Schedule = Sche
         for arm, cmd in zip(ARMS, commands):
             sim.command(arm, cmd, 100.0)
         if control and record:
-            # A perturbing expert labels the step with its clean plan, not the noisy command it executes.
-            label = getattr(controller, 'action_label', None)
             labels = [label(arm, now_s) for arm in ARMS] if label is not None else [None, None]
             proprio_log.append(proprio)
             action_log.append(np.concatenate([c if lab is None else lab for c, lab in zip(commands, labels)]))
