@@ -2,7 +2,7 @@
 """Scripted-expert success rates in the ROS-free simulator (50 seeded episodes per task by default).
 
 Prints one JSON object per task (episodes, successes, rate, failed seeds, mean simulated episode time,
-total wall time) and a final summary line. Same as `python -m piper_bringup.sim.harness`.
+total wall time) and a final summary line. Same as `python -m piper_core.sim.harness`.
 
 Usage: python bench/sim_expert_rates.py [--episodes 50] [--level clean|randomized] [--tasks ...]
 """
@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'piper_bringup'))
-from piper_bringup.sim.harness import main  # noqa: E402
+from piper_core.sim.harness import main  # noqa: E402
 
 if __name__ == '__main__':
     t0 = time.perf_counter()

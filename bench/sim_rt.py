@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'piper_bringup'))
-from piper_bringup.sim import ARMS, BimanualPiperSim  # noqa: E402
+from piper_core.sim import ARMS, BimanualPiperSim  # noqa: E402
 
 
 def bench_sim(seconds: float = 5.0, task: str = 'lift_box', image=(96, 96), camera_hz: float = 15.0,

@@ -1,7 +1,5 @@
 """ament_python package `piper_bringup`."""
 import os
-from glob import glob
-
 from setuptools import find_packages, setup
 
 os.chdir(os.path.dirname(os.path.abspath(__file__)))  # relative globs wherever colcon runs us from
@@ -15,13 +13,12 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml', 'README.md']),
-        ('share/' + PACKAGE + '/launch', sorted(glob('launch/*.launch.py'))),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
     maintainer='AHA-WAM maintainers',
     maintainer_email='aha-wam@example.org',
-    description='Bimanual AgileX Piper bringup: MuJoCo simulator with the piper_ros interface, trajectory streamer, scripted expert, real-arm launch.',
+    description='Bimanual AgileX Piper ROS nodes: the MuJoCo twin of piper_ros (piper_sim), the trajectory streamer and the URDF joint-state relay.',
     license='Apache-2.0',
     entry_points={'console_scripts': [
         'piper_sim = piper_bringup.piper_sim:main',

@@ -8,7 +8,8 @@ import pytest
 from ament_index_python.packages import get_package_share_directory, get_packages_with_prefixes
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ['aha_wam_msgs', 'piper_msgs', 'aha_wam', 'aha_wam_planner', 'aha_wam_executor', 'piper_bringup']
+PACKAGES = ['aha_wam_msgs', 'piper_msgs', 'piper_core', 'ros_node_kit', 'aha_wam', 'aha_wam_planner', 'aha_wam_executor',
+            'piper_bringup']
 
 
 def source_packages():
@@ -38,7 +39,7 @@ def test_top_level_tree_installed_into_share_aha_wam(top):
 
 
 def test_ament_python_executables_go_to_lib_package():
-    for package in ('aha_wam', 'aha_wam_planner', 'aha_wam_executor', 'piper_bringup'):
+    for package in ('piper_core', 'ros_node_kit', 'aha_wam', 'aha_wam_planner', 'aha_wam_executor', 'piper_bringup'):
         cfg = (ROOT / 'src' / package / 'setup.cfg').read_text()
         assert f'install_scripts=$base/lib/{package}' in cfg
         assert f'script_dir=$base/lib/{package}' in cfg

@@ -84,7 +84,7 @@ def test_offline_exact_metrics_report_and_renamed_sqlite(clamped, tmp_path):
     assert (b['context_age_ms']['min'], b['context_age_ms']['max']) == (min(ages), max(ages))
     assert b['executor']['faults'] == {'NO_CONTEXT': 1} and b['executor']['refreshes'] == 4
     # end-effector paths: FK of P14 against FK of the recorded commands
-    from piper_bringup.sim.kinematics import fk_frames
+    from piper_core.sim.kinematics import fk_frames
     for i, arm in enumerate(('left', 'right')):
         p = fk_frames(P14[7 * i:7 * i + 6])[-1][:3, 3]
         d = [np.linalg.norm(p - fk_frames(recorded_command(j)[7 * i:7 * i + 6])[-1][:3, 3]) for j in k]

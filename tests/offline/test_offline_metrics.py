@@ -45,7 +45,7 @@ def test_offline_gripper_timing_matches_events():
 
 
 def test_offline_ee_path_and_distribution():
-    from piper_bringup.sim.kinematics import fk_frames
+    from piper_core.sim.kinematics import fk_frames
     q = np.zeros((3, 14))
     q[:, 1] = [0.5, 1.0, 1.5]
     r = np.zeros((3, 14))

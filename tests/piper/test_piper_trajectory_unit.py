@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from piper_bringup.piper_interface import (CommandError, GRIPPER_NODE_CLAMP, JOINT_UPPER, err_code_from_flags,
+from piper_core.piper_interface import (CommandError, GRIPPER_NODE_CLAMP, JOINT_UPPER, err_code_from_flags,
                                            parse_joint_ctrl_single)
-from piper_bringup.trajectory import ArmStreamer, Limits, TrajectoryError, parse_trajectory
+from piper_core.trajectory import ArmStreamer, Limits, TrajectoryError, parse_trajectory
 
 J6 = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6']
 HOME = np.array([0.0, 0.5, -0.5, 0.0, 0.0, 0.0, 0.02])

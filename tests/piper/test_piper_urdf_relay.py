@@ -8,9 +8,9 @@ import yaml
 
 from aha_wam import system
 from piper_bringup.joint_state_relay import urdf_joint_state
-from piper_bringup.sim.kinematics import JOINT_LOWER, JOINT_UPPER, fk_frames, rpy_matrix
-from piper_bringup.sim.mjcf import ARM_BASES
-from piper_bringup.urdf import bimanual_urdf
+from piper_core.sim.kinematics import JOINT_LOWER, JOINT_UPPER, fk_frames, rpy_matrix
+from piper_core.sim.mjcf import ARM_BASES
+from piper_core.urdf import bimanual_urdf
 
 
 def urdf_chain_fk(robot, arm, q):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from piper_bringup.sim import ARMS, JOINT_NAMES, BimanualPiperSim
-from piper_bringup.sim import kinematics as kin
+from piper_core.sim import ARMS, JOINT_NAMES, BimanualPiperSim
+from piper_core.sim import kinematics as kin
 
 
 @pytest.fixture(scope='module')

@@ -1,13 +1,13 @@
 """ROS-free tests of the scripted expert, plan format, harness and task specs (a few seeds per task;
-the 50-episode success-rate measurement is `python -m piper_bringup.sim.harness --episodes 50`)."""
+the 50-episode success-rate measurement is `python -m piper_core.sim.harness --episodes 50`)."""
 import numpy as np
 import pytest
 
-from piper_bringup.sim import BimanualPiperSim
-from piper_bringup.sim import kinematics as kin
-from piper_bringup.sim.expert import Plan, make_expert
-from piper_bringup.sim.harness import execute_plan, run_episode
-from piper_bringup.sim.tasks import TaskSpecError, load_task_spec
+from piper_core.sim import BimanualPiperSim
+from piper_core.sim import kinematics as kin
+from piper_core.sim.expert import Plan, make_expert
+from piper_core.sim.harness import execute_plan, run_episode
+from piper_core.sim.tasks import TaskSpecError, load_task_spec
 
 TASKS = ('lift_box', 'handover_cube', 'place_cube_in_bowl')
 

@@ -87,8 +87,7 @@ def test_overrides_beat_the_node_section_of_the_yaml(tmp_path):
     assert out.stdout.strip() == '/ckpt', out.stderr
 
 
-@pytest.mark.parametrize('launch_file', sorted([*(ROOT / 'launch').glob('*.launch.py'),
-                                                 *(ROOT / 'src' / 'piper_bringup' / 'launch').glob('*.launch.py')]),
+@pytest.mark.parametrize('launch_file', sorted((ROOT / 'launch').glob('*.launch.py')),
                          ids=lambda p: f'{p.parent.parent.name}/{p.name}')
 def test_launch_files_are_thin_wrappers_of_a_known_profile(launch_file):
     tree = ast.parse(launch_file.read_text())

@@ -20,7 +20,7 @@ def test_scripted_expert_scored_by_the_same_harness():
 
 
 def test_policy_episode_is_reproducible_for_a_seed(tiny_checkpoint):
-    from piper_bringup.sim.bimanual import BimanualPiperSim
+    from piper_core.sim.bimanual import BimanualPiperSim
     from aha_wam.checkpoint import load_checkpoint
     torch.set_num_threads(1)
     policy, _ = load_checkpoint(tiny_checkpoint)
@@ -45,8 +45,8 @@ def test_policy_episode_is_reproducible_for_a_seed(tiny_checkpoint):
 def test_perturbed_expert_executes_noise_but_labels_the_clean_plan():
     """DART-style demos: within the first phase (planned from the same start state either way) the recorded
     actions are the clean plan's, while the measured joints are pushed off it; same seed, same episode."""
-    from piper_bringup.sim.bimanual import BimanualPiperSim
-    from piper_bringup.sim.expert import make_expert
+    from piper_core.sim.bimanual import BimanualPiperSim
+    from piper_core.sim.expert import make_expert
     sim = BimanualPiperSim('lift_box', 'clean', seed=5)
     try:
         sim.reset(5)

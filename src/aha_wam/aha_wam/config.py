@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-ACTION_DIM = 14            # left (j1..j6, gripper) then right (j1..j6, gripper)
+from piper_core.layout import ACTION_DIM  # noqa: E402  left (j1..j6, gripper) then right (j1..j6, gripper)
 
 
 def _positive(owner: str, **values: Any) -> None:
@@ -98,6 +98,9 @@ class PlannerConfig:
                              'must be positive and even (use a multiple of 12 or 16, e.g. 16, 64, 128)')
 
 
+EXECUTOR_HEADS = ('linear', 'adaln')
+
+
 def rope_split(head_dim: int) -> tuple[int, int, int]:
     """Channels of one head given to (time, height, width) rotary features, as Wan: 128 -> 44/42/42."""
     hw = 2 * (head_dim // 6)
@@ -119,10 +122,16 @@ class ExecutorConfig:
     freq_dim: int = 256
     rope_theta: float = 10000.0
     eps: float = 1e-6
+    # Output head. 'linear': a bare Linear on the residual stream (official AHA-WAM, `action_dit.head`);
+    # 'adaln': LayerNorm + timestep (shift, scale) modulation first (this project's checkpoints before
+    # 2026-12; a saved config without this field is read as 'adaln', see LEGACY_DEFAULTS).
+    head: str = 'linear'
 
     def __post_init__(self):
         _positive('executor', hidden=self.hidden, ffn_dim=self.ffn_dim, action_dim=self.action_dim,
                   chunk_size=self.chunk_size, freq_dim=self.freq_dim)
+        if self.head not in EXECUTOR_HEADS:
+            raise ValueError(f'executor.head must be one of {EXECUTOR_HEADS}, got {self.head!r}')
         for name in ('num_layers', 'num_heads', 'head_dim'):
             if getattr(self, name) is not None:
                 _positive('executor', **{name: getattr(self, name)})
@@ -139,9 +148,14 @@ class OvcrConfig:
     query_dim: int = 256           # width of the routing queries (paper 4096)
     delta_hidden: int | None = None  # hidden width of the delta MLP; None = heads * head_dim
     gate_init: float = -4.0
+    # Routing queries = out(out_norm(gathered)) (False, official `query_proj`), or queries + that (True,
+    # this project's checkpoints before 2026-12).
+    query_residual: bool = False
 
     def __post_init__(self):
         _positive('ovcr', num_queries=self.num_queries, query_dim=self.query_dim)
+        if not isinstance(self.query_residual, bool):
+            raise ValueError(f'ovcr.query_residual must be true or false, got {self.query_residual!r}')
         if self.delta_hidden is not None:
             _positive('ovcr', delta_hidden=self.delta_hidden)
 
@@ -179,6 +193,17 @@ class FlowConfig:
     train_timesteps: int = 1000
     inference_steps: int = 10
     loss_weighting: str = 'wan'    # 'wan' (Gaussian bump over the shifted grid) or 'uniform'
+    # 'official': the timestep t = sigma * 1000 is rounded to the model dtype before a float64 sinusoid
+    # (AHA-WAM trains and samples only bf16-representable t), the inference sigma grid is computed in fp32
+    # and every Euler step size sigma[i+1] - sigma[i] in fp32, rounded once to the state dtype.
+    # 'legacy': fp32 sinusoid of unrounded t; the grid is cast to the state dtype before differencing
+    # (in bf16 that made the first step sizes wrong by up to 8 %).
+    numerics: str = 'official'
+    # Training noise levels: 'continuous' u ~ U(0, 1) (official), or 'grid' (one of train_timesteps values).
+    train_sampling: str = 'continuous'
+    # Executor noise when the caller gives none: 'horizon' draws [1, horizon, A] and takes the rows of the
+    # chunk index (official, identical outputs for the same seed); 'chunk' draws [1, chunk, A] per update.
+    noise_layout: str = 'horizon'
 
     def __post_init__(self):
         if not self.shift > 0:
@@ -186,6 +211,32 @@ class FlowConfig:
         _positive('flow', train_timesteps=self.train_timesteps, inference_steps=self.inference_steps)
         if self.loss_weighting not in ('wan', 'uniform'):
             raise ValueError(f"flow.loss_weighting must be 'wan' or 'uniform', got {self.loss_weighting!r}")
+        for name, allowed in (('numerics', ('official', 'legacy')), ('train_sampling', ('continuous', 'grid')),
+                              ('noise_layout', ('horizon', 'chunk'))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f'flow.{name} must be one of {allowed}, got {getattr(self, name)!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeConfig:
+    """z-score semantics of the 14-D state and action (statistics live in the checkpoint's normaliser).
+
+    'add_eps' (official `SingleFieldLinearNormalizer`): x * 1/(std + eps) - mean/(std + eps), eps 1e-8;
+    'clamp_min' (legacy): (x - mean) / max(std, eps), eps 1e-4. `clamp` bounds normalised states and
+    training actions to [-clamp, clamp] (official 5); None = unbounded. Unnormalising never clamps.
+    """
+
+    std_mode: str = 'add_eps'
+    eps: float = 1e-8
+    clamp: float | None = 5.0
+
+    def __post_init__(self):
+        if self.std_mode not in ('add_eps', 'clamp_min'):
+            raise ValueError(f"normalize.std_mode must be 'add_eps' or 'clamp_min', got {self.std_mode!r}")
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
+            raise ValueError(f'normalize.eps must be > 0, got {self.eps!r}')
+        if self.clamp is not None and not (isinstance(self.clamp, (int, float)) and self.clamp > 0):
+            raise ValueError(f'normalize.clamp must be > 0 or null, got {self.clamp!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +303,7 @@ class AhaWamConfig:
     flow: FlowConfig = FlowConfig()
     timing: TimingConfig = TimingConfig()
     loss: LossConfig = LossConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
 
     def __post_init__(self):
         p, e, t = self.planner, self.executor, self.timing
@@ -306,7 +358,34 @@ class AhaWamConfig:
 _SECTIONS: dict[str, type] = {
     'encoder': ImageEncoderConfig, 'planner': PlannerConfig, 'executor': ExecutorConfig, 'ovcr': OvcrConfig,
     'memory': MemoryConfig, 'task': TaskConfig, 'flow': FlowConfig, 'timing': TimingConfig, 'loss': LossConfig,
+    'normalize': NormalizeConfig,
 }
+
+# What a saved config that predates an option meant by leaving it out: the behaviour of the code that wrote
+# it. `fill_legacy_defaults` applies these to checkpoint configs only (checkpoint.read_config); configs
+# written today name every field, and new configs get the official defaults above.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    'executor': {'head': 'adaln'},
+    'ovcr': {'query_residual': True},
+    'flow': {'numerics': 'legacy', 'train_sampling': 'grid', 'noise_layout': 'chunk'},
+    'normalize': {'std_mode': 'clamp_min', 'eps': 1e-4, 'clamp': None},
+}
+
+
+def fill_legacy_defaults(data: Mapping[str, Any]) -> dict:
+    """A saved config dict with every field missing from LEGACY_DEFAULTS filled with its legacy value."""
+    if not isinstance(data, Mapping):
+        return data
+    out = dict(data)
+    for section, values in LEGACY_DEFAULTS.items():
+        current = out.get(section)
+        if current is not None and not isinstance(current, Mapping):
+            continue                      # config_from_dict reports the malformed section
+        merged = dict(current or {})
+        for key, value in values.items():
+            merged.setdefault(key, value)
+        out[section] = merged
+    return out
 
 
 def config_to_dict(cfg: AhaWamConfig) -> dict:

@@ -182,7 +182,7 @@ def _visualisation_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[No
     """rviz2 + robot_state_publisher (left_/right_ URDF) + the joint-state relay, with rviz:=true."""
     if args['rviz'] != 'true':
         return []
-    from piper_bringup.urdf import bimanual_urdf     # ROS-free; only needed when rviz is asked for
+    from piper_core.urdf import bimanual_urdf     # ROS-free; only needed when rviz is asked for
     return [
         NodeSpec(package='piper_bringup', executable='joint_state_relay', name='joint_state_relay',
                  module='piper_bringup.joint_state_relay',

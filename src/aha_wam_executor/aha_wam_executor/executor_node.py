@@ -29,15 +29,15 @@ from aha_wam.context.channel import ContextReader, Rejection
 from aha_wam.export import make_backend
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, msg_to_descriptor
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
-from aha_wam.ros.params import declare
-from aha_wam.ros.spin import run_node
+from ros_node_kit import declare_table as declare
+from ros_node_kit import run_node
 from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness, Observation, Update
 from aha_wam.runtime.faults import Fault
 from aha_wam.runtime.rate import FrameClock, LatencyStats, RateMeter
 from aha_wam.runtime.safety import ChunkGuard
 from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
 
-JOINT_NAMES = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
+from piper_core.layout import JOINT_NAMES  # noqa: E402
 
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
@@ -267,7 +267,7 @@ class ExecutorNode(Node):
         stamp = ns_to_stamp(h.start_ns)                    # one start stamp for both arms: they stay in step
         times = h.times_from_start()
         for i, pub in enumerate(self.traj_pubs):
-            msg = JointTrajectory(joint_names=JOINT_NAMES)
+            msg = JointTrajectory(joint_names=list(JOINT_NAMES))
             msg.header.stamp = stamp
             for t, q in zip(times, h.actions[:, 7 * i:7 * (i + 1)]):
                 sec = int(t)
@@ -285,14 +285,14 @@ class ExecutorNode(Node):
         if obs is None or obs.proprio is None:
             return     # nothing measured: the streamer already holds its last command
         for i, pub in enumerate(self.traj_pubs):
-            msg = JointTrajectory(joint_names=JOINT_NAMES)
+            msg = JointTrajectory(joint_names=list(JOINT_NAMES))
             msg.points.append(JointTrajectoryPoint(positions=obs.proprio[7 * i:7 * (i + 1)].tolist(),
                                                    time_from_start=Duration(sec=0, nanosec=0)))
             pub.publish(msg)
 
     def _publish_markers(self, actions: np.ndarray) -> None:
         try:
-            from piper_bringup.sim.kinematics import fk_frames
+            from piper_core.sim.kinematics import fk_frames
         except ImportError:
             return
         markers = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])

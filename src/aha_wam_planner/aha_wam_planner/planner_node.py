@@ -24,8 +24,8 @@ from aha_wam.models.memory import KVMemory
 from aha_wam.context.channel import ContextWriter
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, descriptor_to_msg
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
-from aha_wam.ros.params import declare
-from aha_wam.ros.spin import run_node
+from ros_node_kit import declare_table as declare
+from ros_node_kit import run_node
 from aha_wam.runtime.planner_runtime import PlannerRuntime
 from aha_wam.runtime.rate import LatencyStats, RateMeter
 from aha_wam_msgs.msg import PlannerContext

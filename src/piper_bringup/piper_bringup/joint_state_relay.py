@@ -12,9 +12,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from aha_wam.ros.spin import run_node
+from ros_node_kit import run_node
 
-PIPER_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
+from piper_core.layout import JOINT_NAMES as PIPER_NAMES  # noqa: E402
 
 
 def urdf_joint_state(arm: str, names, positions) -> tuple[list[str], list[float]]:

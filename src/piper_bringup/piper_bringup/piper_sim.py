@@ -15,7 +15,7 @@ publishes (depth 1, reliable, like the driver)
   ``<arm>/end_pose``          geometry_msgs/Pose, flange (link6) in the arm base frame, m (status_rate)
   ``<arm>/end_pose_stamped``  geometry_msgs/PoseStamped, same, frame ``pose_frame_id`` (status_rate)
 subscribes
-  ``<arm>/joint_ctrl_single`` sensor_msgs/JointState (semantics: ``piper_bringup.piper_interface``;
+  ``<arm>/joint_ctrl_single`` sensor_msgs/JointState (semantics: ``piper_core.piper_interface``;
       ignored while the arm is disabled)
   ``<arm>/enable_flag``       std_msgs/Bool (true: enable; false: disable -> the arm goes limp and drops)
 services
@@ -58,8 +58,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from . import piper_interface as pi
-from .ros_util import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp
+from piper_core import piper_interface as pi
+from ros_node_kit import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp
 
 ARMS = ('left', 'right')
 QOS_DRIVER = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -150,7 +150,7 @@ class PiperSim(Node):
         self.p = p
         self.loop_rate = max(p['loop_rate'], p['joint_state_rate'])
 
-        from .sim.bimanual import BimanualPiperSim   # heavy import (mujoco) after parameter checks
+        from piper_core.sim.bimanual import BimanualPiperSim   # heavy import (mujoco) after parameter checks
         self._Sim = BimanualPiperSim
         self.sim = self._make_sim(p['task'], p['level'], p['seed'])
         self.episode = 0
@@ -231,7 +231,7 @@ class PiperSim(Node):
         need(p['seed'] >= 0, f"seed must be >= 0, got {p['seed']}")
         need(p['level'] in ('clean', 'randomized'), f"level must be 'clean' or 'randomized', got {p['level']!r}")
         need(p['reset_holdoff'] >= 0, f"reset_holdoff must be >= 0, got {p['reset_holdoff']}")
-        from .sim.tasks import available_tasks
+        from piper_core.sim.tasks import available_tasks
         need(p['task'] in available_tasks(), f"unknown task {p['task']!r}; available: {available_tasks()}")
 
     def _make_sim(self, task, level, seed):
@@ -323,7 +323,7 @@ class PiperSim(Node):
             task = self.get_parameter('task').value
             level = self.get_parameter('level').value
             seed = int(self.get_parameter('seed').value)
-            from .sim.tasks import available_tasks
+            from piper_core.sim.tasks import available_tasks
             if task not in available_tasks() or level not in ('clean', 'randomized') or seed < 0:
                 raise ValueError(f'bad task/level/seed parameters: {task!r}, {level!r}, {seed}')
             if task != self.sim.task_name or level != self.sim.level:
@@ -471,7 +471,7 @@ def _jsonable(v):
 
 
 def main(args=None):
-    return run_node(PiperSim, args)
+    return run_node(PiperSim, 'piper_sim', args)
 
 
 if __name__ == '__main__':

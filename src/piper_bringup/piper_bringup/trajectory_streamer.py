@@ -5,7 +5,7 @@ are sampled on the same tick and stay in step. Per arm ``<arm>`` (topics relativ
 namespace; ``arms: ['']`` serves a single arm in the node's own namespace):
 
 * subscribes ``<arm>/joint_trajectory`` (trajectory_msgs/JointTrajectory, joint_trajectory_controller
-  semantics, see ``piper_bringup.trajectory``; malformed ones are rejected with a warning);
+  semantics, see ``piper_core.trajectory``; malformed ones are rejected with a warning);
 * subscribes ``<arm>/joint_states_single`` (sensor_msgs/JointState; best effort, depth 1; read at about
   50 Hz from the loop) to hold the measured position at startup and to resync the hold while idle;
 * service ``~/hold_measured`` (std_srvs/Trigger): drop all trajectories and hold the first measured
@@ -30,9 +30,9 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from .piper_interface import JOINT_NAMES, LOWER7, MAX_VELOCITY7, UPPER7
-from .ros_util import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp, stamp_to_sec
-from .trajectory import ArmStreamer, Limits, TrajectoryError, parse_trajectory
+from piper_core.piper_interface import JOINT_NAMES, LOWER7, MAX_VELOCITY7, UPPER7
+from ros_node_kit import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp, stamp_to_sec
+from piper_core.trajectory import ArmStreamer, Limits, TrajectoryError, parse_trajectory
 
 QOS_CMD = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 QOS_STATE = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
@@ -214,7 +214,7 @@ class TrajectoryStreamer(Node):
 
 
 def main(args=None):
-    return run_node(TrajectoryStreamer, args)
+    return run_node(TrajectoryStreamer, 'trajectory_streamer', args)
 
 
 if __name__ == '__main__':

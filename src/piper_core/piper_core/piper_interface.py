@@ -23,21 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ARM_JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6')
-JOINT_NAMES = ARM_JOINT_NAMES + ('gripper',)   # order of every 7-vector in this package
+from .layout import (ARM_JOINT_NAMES, GRIPPER_MAX, GRIPPER_MIN, GRIPPER_SPEED_MAX, JOINT_LOWER,  # noqa: F401
+                     JOINT_NAMES, JOINT_SPEED_MAX, JOINT_UPPER, LOWER7, MAX_VELOCITY7, UPPER7)
 
-# Joint position limits, rad (SDK = URDF, notes §6); gripper total opening, m.
-JOINT_LOWER = np.array([-2.618, 0.0, -2.967, -1.745, -1.22, -2.0944])
-JOINT_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944])
-GRIPPER_MIN = 0.0
-GRIPPER_MAX = 0.07             # m, standard gripper stroke
 GRIPPER_NODE_CLAMP = 0.08      # m, the driver's clamp (80000 um)
-LOWER7 = np.append(JOINT_LOWER, GRIPPER_MIN)
-UPPER7 = np.append(JOINT_UPPER, GRIPPER_MAX)
-
-JOINT_SPEED_MAX = 3.0          # rad/s, firmware cap (piper_sdk#12)
-GRIPPER_SPEED_MAX = 0.1        # m/s of total opening, conservative
-MAX_VELOCITY7 = np.array([JOINT_SPEED_MAX] * 6 + [GRIPPER_SPEED_MAX])
 
 SPEED_PCT_DEFAULT = 100.0
 GRIPPER_EFFORT_DEFAULT = 1.0   # N·m

@@ -1,6 +1,6 @@
 """A bimanual Piper URDF with `left_` / `right_` prefixes, generated from the same kinematics tables as the
 MuJoCo model (sim/kinematics.py: current-firmware URDF joint origins; sim/mjcf.py: arm base positions), for
-robot_state_publisher and rviz. ROS-free: `python -m piper_bringup.urdf > bimanual_piper.urdf`.
+robot_state_publisher and rviz. ROS-free: `python -m piper_core.urdf > bimanual_piper.urdf`.
 
 Joint names are `<arm>_joint1..6` (revolute) and `<arm>_joint7` / `<arm>_joint8` (the two prismatic fingers,
 each half of the total gripper opening, as piper_description's joint7 / joint8); see joint_state_relay.py.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from piper_bringup.sim.kinematics import GRIPPER_MAX, JOINT_LOWER, JOINT_SPEED_MAX, JOINT_UPPER, urdf_joints
-from piper_bringup.sim.mjcf import ARM_BASES
+from piper_core.sim.kinematics import GRIPPER_MAX, JOINT_LOWER, JOINT_SPEED_MAX, JOINT_UPPER, urdf_joints
+from piper_core.sim.mjcf import ARM_BASES
 
 FINGER_ORIGIN_Z = 0.1358          # m, gripper_base (= link6) -> finger joints (notes/piper.md §5)
 

@@ -30,8 +30,7 @@ import yaml
 
 from aha_wam.data.episode import Episode
 
-ARMS = ('left', 'right')
-JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
+from piper_core.layout import ARMS, JOINT_NAMES, arm_slice  # noqa: E402
 IMAGE_TOPIC = '/camera/ego/image_raw'
 JOINT_TOPICS = {a: f'/{a}/joint_states_single' for a in ARMS}
 COMMAND_TOPICS = {a: f'/{a}/joint_ctrl_single' for a in ARMS}
@@ -108,8 +107,8 @@ def write_episode_bag(episode: Episode, path: str | os.PathLike, t0_ns: int = 1_
     for t in range(episode.length):
         stamp = t0_ns + t * period
         for i, arm in enumerate(ARMS):
-            w.joints(JOINT_TOPICS[arm], episode.proprio[t, 7 * i:7 * i + 7], stamp)
-            w.joints(COMMAND_TOPICS[arm], episode.actions[t, 7 * i:7 * i + 7], stamp)
+            w.joints(JOINT_TOPICS[arm], episode.proprio[t, arm_slice(arm)], stamp)
+            w.joints(COMMAND_TOPICS[arm], episode.actions[t, arm_slice(arm)], stamp)
     for step, rgb in zip(episode.image_steps, episode.images):
         w.image(rgb, t0_ns + int(step) * period)
     w.string(STATUS_TOPIC, json.dumps({'success': bool(episode.meta.get('success', False))}),

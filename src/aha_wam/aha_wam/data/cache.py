@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from aha_wam.data.episode import TASKS, Episode, find_episodes, load_any, task_id
+from aha_wam.data.episode import TASKS, Episode, task_id
+from aha_wam.data.sources import find_episodes, load_any
 from aha_wam.normalize import Normalizer
 
 FORMAT = 'aha_wam.training_cache'

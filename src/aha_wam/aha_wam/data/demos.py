@@ -16,7 +16,7 @@ def generate(task: str, seeds, out_dir, level: str = 'clean', camera_every: int 
              log=print) -> list[Path]:
     """Expert episodes for `seeds`, saved under `out_dir`. ``perturb_std`` > 0 records DART-style episodes
     (execution perturbed, actions labelled with the clean plan: see `ExpertController`)."""
-    from piper_bringup.sim.bimanual import BimanualPiperSim
+    from piper_core.sim.bimanual import BimanualPiperSim
     from aha_wam.eval.harness import ExpertController, Schedule, run_episode
     seeds = [int(s) for s in seeds]
     sim = BimanualPiperSim(task, level, seed=seeds[0])

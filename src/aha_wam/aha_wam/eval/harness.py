@@ -12,7 +12,7 @@ Everything runs on sim time in 4 ms ticks (2 physics steps at 500 Hz), like the 
                           newest image, and its chunk reaches the streamer `executor latency` later, handed over
                           from the action due then (exactly the deployed nodes' logic)
                           ExpertController: the scripted IK expert's plans as trajectories (re-planned after
-                          each phase has run and settled, as piper_bringup.sim.harness does)
+                          each phase has run and settled, as piper_core.sim.harness does)
 
 Latencies are modelled (fixed ms, so runs are reproducible for a seed); the measured wall time of every
 planner refresh and executor update is reported next to them. The same loop records demonstrations
@@ -29,8 +29,7 @@ import torch
 
 from aha_wam.data.episode import Episode, task_id
 
-ARMS = ('left', 'right')
-JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
+from piper_core.layout import ARMS, JOINT_NAMES, arm_slice  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +87,7 @@ class StepObs:
 
 
 def _trajectory(points_t, q, start_s: float, limits):
-    from piper_bringup.trajectory import parse_trajectory
+    from piper_core.trajectory import parse_trajectory
     return parse_trajectory(JOINT_NAMES, [(float(t), qi, (), ()) for t, qi in zip(points_t, q)], start_s, limits)
 
 
@@ -113,8 +112,8 @@ class ExpertController:
         self.labels: dict | None = None
 
     def reset(self, sim, task: str, seed: int) -> None:
-        from piper_bringup.sim.expert import make_expert
-        from piper_bringup.trajectory import ArmStreamer, Limits
+        from piper_core.sim.expert import make_expert
+        from piper_core.trajectory import ArmStreamer, Limits
         self.sim, self.limits = sim, Limits()
         self.expert = make_expert(task, old_firmware=sim.old_firmware)
         self.busy_until_ns = 0
@@ -180,7 +179,7 @@ class PolicyController:
         from aha_wam.context.channel import ContextReader, ContextWriter
         from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness
         from aha_wam.runtime.planner_runtime import PlannerRuntime
-        from piper_bringup.trajectory import Limits
+        from piper_core.trajectory import Limits
         self.policy, self.steps, self.schedule = policy, int(steps), schedule
         self.task_ids = task_ids
         self.period_ns = int(round(1e9 / schedule.control_hz))
@@ -261,7 +260,7 @@ class PolicyController:
             result.holds += 1
             if self.moving:           # as executor_node: one hold at the measured position, starting now
                 self.moving = False
-                from piper_bringup.trajectory import TrajectoryError
+                from piper_core.trajectory import TrajectoryError
                 holds = {}
                 for i, arm in enumerate(ARMS):
                     try:
@@ -277,7 +276,7 @@ class PolicyController:
 def run_episode(sim, controller, task: str, seed: int, schedule: Schedule = Schedule(), record: bool = False,
                 post_success_s: float = 0.0, timeout_s: float | None = None):
     """One seeded episode. Returns EpisodeResult, or (EpisodeResult, Episode) with `record=True`."""
-    from piper_bringup.trajectory import ArmStreamer
+    from piper_core.trajectory import ArmStreamer
     wall0 = time.perf_counter()
     sim.reset(seed)
     controller.reset(sim, task, seed)
@@ -362,7 +361,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 def evaluate(make_controller, tasks, seeds, schedule: Schedule = Schedule(), level: str = 'clean',
              image_size=(96, 96), log=None) -> dict:
     """N seeded episodes per task with one controller; success with a Wilson 95% interval per task."""
-    from piper_bringup.sim.bimanual import BimanualPiperSim
+    from piper_core.sim.bimanual import BimanualPiperSim
     report = {}
     for task in tasks:
         sim = BimanualPiperSim(task, level, seed=int(seeds[0]), image_size=image_size)

@@ -5,13 +5,14 @@
     runtime = ExecutorRuntime(policy, steps=10, backend=backend)
 
 - `backends`: the ExecutorBackend interface (prepare/denoise with the policy's semantics), eager torch,
-  torch.compile, CUDA-graph capture of the whole update; `make_backend`, `BackendUnavailable`.
+  torch.compile, CUDA-graph capture of the whole update; `BackendUnavailable`.
+- `factory`: `make_backend(policy, name)`, the one switch.
 - `onnx_export`: ONNX graphs of prepare, one denoise step, the unrolled N-step denoise and the prefill.
 - `ort_backend`: onnxruntime executor backend and prefill runner.
 - `trt_backend`: TensorRT engine builder (tensorrt Python API) and runtime.
 Heavy optional packages (onnxruntime, tensorrt) are imported only when their backend is built.
 """
-from aha_wam.export.backends import (BACKENDS, BackendUnavailable, CudaGraphBackend, ExecutorBackend, TorchBackend,
-                                     make_backend)
+from aha_wam.export.backends import BACKENDS, BackendUnavailable, CudaGraphBackend, ExecutorBackend, TorchBackend
+from aha_wam.export.factory import make_backend
 
 __all__ = ['BACKENDS', 'BackendUnavailable', 'CudaGraphBackend', 'ExecutorBackend', 'TorchBackend', 'make_backend']

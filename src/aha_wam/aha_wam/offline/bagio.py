@@ -17,7 +17,7 @@ import numpy as np
 
 from aha_wam.offline.topics import OPTIONAL_ROLES, REQUIRED_ROLES, ROLE_TYPES, TopicMap, bundled_names
 
-ARMS = ('left', 'right')
+from piper_core.layout import ARMS  # noqa: E402
 
 
 class BagError(RuntimeError):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ARMS = ('left', 'right')
-JOINTS = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper')
+from piper_core.layout import ARMS, JOINT_NAMES as JOINTS  # noqa: E402
 DIM_NAMES = tuple(f'{a}_{j}' for a in ARMS for j in JOINTS)
 
 
@@ -109,7 +108,7 @@ def gripper_timing(t: np.ndarray, recorded: np.ndarray, predicted: np.ndarray, m
 
 def ee_positions(q: np.ndarray) -> np.ndarray:
     """[T, 7] arm joints (+gripper) -> [T, 3] flange positions (forward kinematics, arm base frame)."""
-    from piper_bringup.sim.kinematics import fk_frames
+    from piper_core.sim.kinematics import fk_frames
     return np.array([fk_frames(qi[:6])[-1][:3, 3] for qi in np.asarray(q, float)]).reshape(-1, 3)
 
 

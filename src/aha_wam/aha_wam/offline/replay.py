@@ -5,7 +5,7 @@ object): PlannerRuntime refreshes every `planner_every` control steps and its co
 `planner_latency_ms` later (inline context channel); ExecutorRuntime updates every `executor_every` steps
 with the phase offset between the context's image and the newest image, its freshness checks and its
 hand-over of the chunk `executor latency` later. The chunks go through the trajectory streamer's ROS-free
-core (`piper_bringup.trajectory.ArmStreamer`, ticking at `stream_hz`), so the predicted commands are exactly
+core (`piper_core.trajectory.ArmStreamer`, ticking at `stream_hz`), so the predicted commands are exactly
 what the deployed stack would have sent to the arms. Open loop: the observations are the recorded ones.
 
 Control step k is at t_start + k / control_hz with t_start = the first time an image and both arms' joint
@@ -87,7 +87,7 @@ def _latest(stamps: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def replay_bag(rec: RecordedBag, controller: ReplayController, task: str, seed: int = 0,
                stream_hz: float = 200.0) -> Replay:
-    from piper_bringup.trajectory import ArmStreamer
+    from piper_core.trajectory import ArmStreamer
     wall0 = time.perf_counter()
     schedule: Schedule = controller.schedule
     period_ns = int(round(1e9 / schedule.control_hz))

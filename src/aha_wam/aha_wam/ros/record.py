@@ -111,7 +111,7 @@ def _param(name, value) -> Parameter:
 
 def twin_plan(task: str, seed: int, level: str):
     """The expert's 50 Hz command trajectory on a ROS-free twin of the seeded scene: actions [T, 14]."""
-    from piper_bringup.sim.bimanual import BimanualPiperSim
+    from piper_core.sim.bimanual import BimanualPiperSim
     from aha_wam.eval.harness import ExpertController, Schedule, run_episode
     sim = BimanualPiperSim(task, level, seed=seed)
     try:

@@ -5,9 +5,10 @@ import dataclasses
 
 import numpy as np
 
-# Piper limits (notes/piper.md §6, SDK = URDF), per arm: joint1..joint6 in rad, gripper total opening in m.
-PIPER_LOWER = np.array([-2.618, 0.0, -2.967, -1.745, -1.22, -2.0944, 0.0])
-PIPER_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944, 0.07])
+from piper_core.layout import LOWER14, UPPER14
+
+# Piper limits per arm (joint1..joint6 rad, gripper total opening m): the layout's, defined once in piper_core.
+from piper_core.layout import LOWER7 as PIPER_LOWER, UPPER7 as PIPER_UPPER  # noqa: E402
 
 
 DEFAULT_TOLERANCE = 0.06           # rad, arm joints
@@ -26,8 +27,8 @@ class Verdict:
 class ChunkGuard:
     """Rejects chunks with NaN/Inf or targets beyond the joint limits (plus a tolerance); clamps the rest."""
 
-    lower: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_LOWER, 2))
-    upper: np.ndarray = dataclasses.field(default_factory=lambda: np.tile(PIPER_UPPER, 2))
+    lower: np.ndarray = dataclasses.field(default_factory=lambda: LOWER14.copy())
+    upper: np.ndarray = dataclasses.field(default_factory=lambda: UPPER14.copy())
     # rad (and m): predictions this close outside a limit are clamped, not rejected. Demonstrations start
     # exactly on limits (home: joint2 = 0, grippers closed = 0), so a trained policy's chunks graze them by a
     # few centi-radians; 0.06 accepts that and still rejects garbage.

@@ -16,16 +16,13 @@ import numpy as np
 
 import mujoco
 
+from ..layout import ARM_JOINT_NAMES as JOINT_NAMES  # the simulator's joints are the 6 arm joints
+from ..layout import ARMS, JOINT_SPEED_MAX, LOWER7, UPPER7
 from . import mjcf
-from .kinematics import GRIPPER_MAX, JOINT_LOWER, JOINT_SPEED_MAX, JOINT_UPPER, mat_to_quat_xyzw
+from .kinematics import mat_to_quat_xyzw
 from .tasks import TaskStatus, make_task
-
-ARMS = ('left', 'right')
-JOINT_NAMES = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6')
 GRIPPER_SPEED = 0.2          # m/s of total opening
 GRIPPER_EFFORT_RANGE = (0.1, 5.0)
-LOWER7 = np.r_[JOINT_LOWER, 0.0]
-UPPER7 = np.r_[JOINT_UPPER, GRIPPER_MAX]
 MONITOR_PERIOD = 0.02        # s between task-monitor updates while stepping
 
 

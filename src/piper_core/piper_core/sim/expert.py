@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..layout import ARMS
 from . import kinematics as kin
-
-ARMS = ('left', 'right')
 WAYPOINT_DT = 0.05           # s between plan waypoints inside a segment
 JOINT_SPEED = 1.8            # rad/s peak joint speed used for timing (firmware cap 3 rad/s)
 CART_SPEED = 0.12            # m/s for straight-line TCP segments

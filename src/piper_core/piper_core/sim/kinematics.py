@@ -13,10 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-JOINT_LOWER = np.array([-2.618, 0.0, -2.967, -1.745, -1.22, -2.0944])
-JOINT_UPPER = np.array([2.618, 3.14, 0.0, 1.745, 1.22, 2.0944])
-GRIPPER_MAX = 0.07          # total opening, m (two fingers, 0..0.035 each)
-JOINT_SPEED_MAX = 3.0       # rad/s, firmware cap (piper_sdk#12)
+from ..layout import GRIPPER_MAX, JOINT_LOWER, JOINT_SPEED_MAX, JOINT_UPPER  # noqa: F401  (re-exported)
 
 # Modified DH: (a m, alpha rad, theta offset rad (new fw), theta offset (old fw), d m)
 _DEG = np.pi / 180.0

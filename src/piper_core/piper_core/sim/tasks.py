@@ -1,6 +1,6 @@
 """Task registry, YAML task specs, seeded layouts and success predicates (ROS-free).
 
-A task is a YAML file ``config/tasks/<name>.yaml`` (parameters: objects, randomisation ranges, levels,
+A task is a YAML file ``piper_core/config/tasks/<name>.yaml`` (parameters: objects, randomisation ranges, levels,
 success thresholds, timeout, instruction) plus a registered Python class that knows how to lay the
 objects out from a seed and how to judge success from simulator state.
 
@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 import yaml
+
+from ..layout import ARMS
 
 OBJECT_KINDS = ('box', 'bowl', 'zone', 'cylinder')
 LEVELS = ('clean', 'randomized')
@@ -70,24 +72,9 @@ class TaskSpec:
 
 
 def tasks_dir() -> Path:
-    """Directory with the task YAMLs: $AHA_WAM_TASKS_DIR, else <repo>/config/tasks, else share/."""
+    """Directory with the task YAMLs: $AHA_WAM_TASKS_DIR, else the ones this package ships."""
     env = os.environ.get('AHA_WAM_TASKS_DIR')
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    candidates = [here.parents[4] / 'config' / 'tasks'] if len(here.parents) > 4 else []
-    root = os.environ.get('AHA_WAM_ROOT')
-    if root:
-        candidates.insert(0, Path(root) / 'config' / 'tasks')
-    try:  # installed (non-symlink) package: share/piper_bringup/config/tasks
-        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
-        candidates.append(Path(get_package_share_directory('piper_bringup')) / 'config' / 'tasks')
-    except Exception:  # noqa: BLE001 - optional, ROS may be absent
-        pass
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return candidates[0] if candidates else Path('config/tasks')
+    return Path(env) if env else Path(__file__).resolve().parents[1] / 'config' / 'tasks'
 
 
 def _req(d: dict, key: str, path: str, ctx: str):
@@ -181,7 +168,7 @@ def load_task_spec(name: str, directory: str | Path | None = None) -> TaskSpec:
     d = Path(directory) if directory else tasks_dir()
     path = d / f'{name}.yaml'
     if not path.is_file():
-        raise ValueError(f'task {name!r}: no spec file {path} (set AHA_WAM_TASKS_DIR or AHA_WAM_ROOT)')
+        raise ValueError(f'task {name!r}: no spec file {path} (set AHA_WAM_TASKS_DIR to use your own task files)')
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -455,7 +442,7 @@ class PlaceCubeInBowl(Task):
         c, b = self.spec.objects['cube'], self.spec.objects['bowl']
         p, pb = sim.object_pos('cube'), sim.object_pos('bowl')
         lift = float(p[2] - 0.5 * c.size[2])
-        for arm in ('left', 'right'):
+        for arm in ARMS:
             if self._picked_by is None and sim.grasping(arm, 'cube') and lift >= s.get('lift_height', 0.03):
                 self._picked_by = arm
         d = float(np.linalg.norm(p[:2] - pb[:2]))

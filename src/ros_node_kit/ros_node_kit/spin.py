@@ -1,0 +1,79 @@
+"""The main() of every node process in the workspace: one `run_node`, one exit convention.
+
+    0  requested stop (Ctrl-C, SIGTERM, `rclpy.shutdown()` from elsewhere)
+    1  the node could not be built (missing checkpoint, contract mismatch, ...): one line on stderr
+    2  a parameter is invalid (`ParameterError`, or out of its declared range): one line on stderr
+
+A second Ctrl-C while the node is shutting down (terminals deliver SIGINT to the whole process group,
+and launch forwards one more) is absorbed: no traceback, and the node's own cleanup still runs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+from .params import ParameterError
+
+
+def make_executor():
+    """SingleThreadedExecutor; AHA_WAM_EXECUTOR=events tries rclpy's experimental EventsExecutor (in the
+    Kilted wheels here it received nothing from other processes and busy-spun, so it is opt-in only)."""
+    if os.environ.get('AHA_WAM_EXECUTOR', 'single') == 'events':
+        try:
+            from rclpy.experimental import EventsExecutor
+            return EventsExecutor()
+        except Exception:  # pragma: no cover - older rclpy
+            pass
+    from rclpy.executors import SingleThreadedExecutor
+    return SingleThreadedExecutor()
+
+
+def _absorb_further_interrupts() -> None:
+    """From now on SIGINT/SIGTERM do nothing: we are already shutting down."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread / platform without the signal
+            pass
+
+
+def run_node(make_node: Callable, label: str | None = None, argv=None) -> int:
+    """Build the node with `make_node()`, spin it until shutdown, clean up; return the exit code above."""
+    label = label or getattr(make_node, '__name__', 'node')
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = make_node()
+        executor = make_executor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        finally:
+            _absorb_further_interrupts()
+            executor.shutdown()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as exc:
+        print(f'[ERROR] {label}: bad parameter: {exc}', file=sys.stderr, flush=True)
+        code = 2
+    except Exception as exc:  # cannot build the node: one clear line, no traceback
+        print(f'[ERROR] {label}: error: {exc}', file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        _absorb_further_interrupts()
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001 - cleanup must not hide the exit code
+                    print(f'[WARN] {label}: cleanup: {exc}', file=sys.stderr, flush=True)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
