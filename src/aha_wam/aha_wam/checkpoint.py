@@ -5,7 +5,8 @@
     <dir>/normalization.json  the normaliser statistics, mirrored for humans and other tools
     <dir>/provenance.json     format version, git commit (+ dirty flag), data, steps, time, sha256 of weights
 
-Loading reads YAML with `yaml.safe_load`, JSON and safetensors only. A corrupted weights file (sha256
+Loading reads YAML with `yaml.safe_load`, JSON and safetensors only. Config fields a checkpoint predates get
+their legacy values (config.LEGACY_DEFAULTS), so an old checkpoint computes what it computed when saved. A corrupted weights file (sha256
 mismatch, unreadable header), missing/unexpected tensors, wrong shapes or dtypes, stats that disagree, or a
 config differing from an expected one raise `CheckpointError` (a ValueError) naming the mismatch.
 """
@@ -24,7 +25,7 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from aha_wam.config import AhaWamConfig, config_from_dict, config_to_dict, dump_config
+from aha_wam.config import AhaWamConfig, config_from_dict, config_to_dict, dump_config, fill_legacy_defaults
 from aha_wam.normalize import STAT_NAMES
 
 FORMAT = 'aha_wam.policy'
@@ -124,7 +125,9 @@ def read_config(directory: str | os.PathLike) -> AhaWamConfig:
     except yaml.YAMLError as exc:
         raise CheckpointError(f'{path} is not valid YAML: {exc}') from None
     try:
-        return config_from_dict(raw)
+        # Options added after a checkpoint was written take the value that reproduces the code that wrote it
+        # (config.LEGACY_DEFAULTS), never today's defaults: old checkpoints keep computing what they did.
+        return config_from_dict(fill_legacy_defaults(raw))
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f'{path}: {exc}') from None
 

@@ -92,7 +92,7 @@ class AhaWamPolicy(nn.Module):
         self.encoder = build_image_encoder(config.encoder)
         self.planner = VideoPlanner(config)
         self.executor = ActionExecutor(config)
-        self.normalizer = Normalizer(config.executor.action_dim)
+        self.normalizer = Normalizer.from_config(config.executor.action_dim, config.normalize)
         self.task_table = (TaskEmbedding(config.task.num_tasks, config.task.text_tokens, config.task.text_dim)
                            if config.task.num_tasks > 0 else None)
         self.schedule = FlowMatchSchedule.from_config(config.flow)
@@ -317,15 +317,38 @@ class AhaWamPolicy(nn.Module):
         x, states = self.executor.denoise(prepared, noise, self.inference_sigmas(steps), capture)
         return (x, states) if capture else x
 
+    def chunk_noise(self, offset: int = 0, generator: torch.Generator | None = None, seed: int | None = None
+                    ) -> torch.Tensor:
+        """Initial noise [1, c, A] (policy dtype and device) for the chunk at `offset` control steps after the
+        context, in the configured `flow.noise_layout`:
+
+        'horizon' (official): [1, max(horizon, (k+1) c), A] is drawn in fp32 on the CPU and chunk
+            k = offset // c takes rows k c .. k c + c - 1. With a generator seeded with the same seed at every
+            prefill (the official RoboTwin eval uses seed 0), chunk k gets exactly the official noise.
+        'chunk' (legacy): [1, c, A] drawn per call.
+        `seed` (if given) seeds a fresh CPU generator; otherwise `generator`, otherwise torch's global RNG."""
+        c, a = self.config.executor.chunk_size, self.config.executor.action_dim
+        if seed is not None:
+            generator = torch.Generator(device='cpu').manual_seed(int(seed))
+        if self.config.flow.noise_layout == 'horizon':
+            k = max(0, int(offset)) // c
+            rows = max(self.config.horizon, (k + 1) * c)
+            noise = torch.randn(1, rows, a, generator=generator, dtype=torch.float32)[:, k * c:(k + 1) * c]
+        else:
+            noise = torch.randn(1, c, a, generator=generator)
+        return noise.to(self.device, self.executor.action_in.weight.dtype)
+
     @torch.no_grad()
     def act(self, context: PlannerContext, image: Any, proprio: Any, offset: int = 0, steps: int | None = None,
-            noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One action chunk [c, 14] in robot units (joint radians, gripper metres), float32."""
+            noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            seed: int | None = None) -> torch.Tensor:
+        """One action chunk [c, 14] in the model's action units (this project's checkpoints: joint radians,
+        gripper metres), float32. Without `noise`, noise comes from `chunk_noise(offset, generator, seed)`."""
         prepared = self.prepare(context, image, proprio, offset)
         c, a = self.config.executor.chunk_size, self.config.executor.action_dim
         dtype = self.executor.action_in.weight.dtype
         if noise is None:
-            noise = torch.randn(1, c, a, generator=generator).to(self.device, dtype)
+            noise = self.chunk_noise(offset, generator, seed)
         elif tuple(noise.shape[-2:]) != (c, a):
             raise ValueError(f'noise must be [{c}, {a}] or [1, {c}, {a}], got {tuple(noise.shape)}')
         x = self.denoise(prepared, noise.reshape(1, c, a).to(self.device, dtype), steps)

@@ -100,10 +100,8 @@ def schedule_inputs(executor, sigmas: torch.Tensor, dtype: torch.dtype | None = 
     exactly as `ActionExecutor.denoise` / `euler_sample` compute them."""
     dtype = dtype or executor.action_in.weight.dtype
     with torch.no_grad():
-        emb, mod = executor.time(sigmas[:-1].view(-1, 1, 1))
-        s = sigmas.to(dtype)
-        ds = (s[1:] - s[:-1]).view(-1, 1)
-    return emb, mod, ds
+        emb, mod, ds = executor.step_schedule(sigmas, dtype)     # official or legacy step sizes, as denoise
+    return emb, mod, ds.view(-1, 1)
 
 
 class _WithoutCse:

@@ -84,6 +84,8 @@ class OnnxRuntimeBackend(_OrtBase, ExecutorBackend):
         with torch.no_grad():
             self.prepare_session = self._session('prepare.onnx', onnx_export.export_prepare)
             self.step_session = self._session('denoise_step.onnx', onnx_export.export_denoise_step)
+        # A linear executor head ignores the timestep embedding, and the exporter drops unused inputs.
+        self._step_inputs = {i.name for i in self.step_session.get_inputs()}
         self._schedules: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     def prepare(self, context: PlannerContext, image: Any, proprio: Any, offset: int = 0) -> PreparedChunk:
@@ -104,7 +106,9 @@ class OnnxRuntimeBackend(_OrtBase, ExecutorBackend):
         feeds = {name: _np(t) for name, t in zip(onnx_export.PREPARED_NAMES, prepared)}
         x = _np(noise.float())
         for emb, mod, ds in self.schedule(steps):
-            feeds['x'], feeds['emb'], feeds['mod'], feeds['ds'] = x, emb, mod, ds
+            feeds['x'], feeds['mod'], feeds['ds'] = x, mod, ds
+            if 'emb' in self._step_inputs:
+                feeds['emb'] = emb
             x = self.step_session.run(['x_next'], feeds)[0]
         return torch.from_numpy(x).to(self.device)
 

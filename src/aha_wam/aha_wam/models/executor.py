@@ -3,7 +3,8 @@
 Per layer i the chunk tokens self-attend over [routed planner K/V of layer i ; own chunk K/V] (chunk-local:
 no other chunk, no future video), then cross-attend to [task tokens ; one proprio token (chunk-start
 state)]. Action positions are 1-D RoPE over the full head at chunk_index * chunk + (0..chunk-1), relative
-to the planner frame. One timestep per chunk (or per token) drives AdaLN.
+to the planner frame. One timestep per chunk (or per token) drives AdaLN. The output head is a bare
+Linear on the residual stream (`executor.head: linear`, official) or LayerNorm + AdaLN first ('adaln').
 
 Inference is split so that the denoise loop is pure tensors with static shapes:
   prepare(context_kv, obs_latent, proprio, task_tokens, chunk_index) -> PreparedChunk   once per update:
@@ -19,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from aha_wam.config import AhaWamConfig
-from aha_wam.models.flow import euler_sample
+from aha_wam.models.flow import euler_sample, step_sizes
 from aha_wam.models.layers import (CrossAttention, FeedForward, RMSNorm, TextProjection, TimestepConditioner,
                                    init_linear_xavier, merge_heads, modulate, split_heads)
 from aha_wam.models.ovcr import OvcrRouter
@@ -83,11 +84,14 @@ class ActionExecutor(nn.Module):
         self.branch = nn.Parameter(torch.randn(e.hidden) * 0.02)     # marks action tokens (as AHA-WAM)
         self.proprio_in = nn.Linear(e.action_dim, task.text_dim)      # chunk-start state -> one text-space token
         self.text_embed = TextProjection(task.text_dim, e.hidden)
-        self.time = TimestepConditioner(e.freq_dim, e.hidden)
+        self.official_numerics = config.flow.numerics == 'official'
+        self.time = TimestepConditioner(e.freq_dim, e.hidden, official=self.official_numerics)
         self.blocks = nn.ModuleList(ExecutorBlock(e.hidden, e.num_heads, e.head_dim, e.ffn_dim, e.eps)
                                     for _ in range(e.num_layers))
-        self.head_norm = nn.LayerNorm(e.hidden, eps=e.eps, elementwise_affine=False)
-        self.head_modulation = nn.Parameter(torch.randn(1, 1, 2, e.hidden) / e.hidden ** 0.5)
+        self.adaln_head = e.head == 'adaln'
+        if self.adaln_head:
+            self.head_norm = nn.LayerNorm(e.hidden, eps=e.eps, elementwise_affine=False)
+            self.head_modulation = nn.Parameter(torch.randn(1, 1, 2, e.hidden) / e.hidden ** 0.5)
         self.head = nn.Linear(e.hidden, e.action_dim)
         init_linear_xavier(self)
         for block in self.blocks:
@@ -139,14 +143,31 @@ class ActionExecutor(nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, mod, cos, sin, swap, prepared.ctx_k[i], prepared.ctx_v[i], prepared.cross_k[i],
                       prepared.cross_v[i])
+        if not self.adaln_head:
+            return self.head(h)
         shift, scale = (self.head_modulation + emb.unsqueeze(2)).unbind(2)
         return self.head(modulate(self.head_norm(h), shift, scale))
+
+    def step_schedule(self, sigmas: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor,
+                                                                               torch.Tensor]:
+        """Per-step inputs of the Euler loop for one sigma grid [S+1]: timestep conditioning emb [S, 1, 1, d],
+        mod [S, 1, 1, 6, d] and step sizes ds [S] in `dtype`, as `denoise` uses them (exporters and graph
+        backends should take them from here so their bf16 step sizes match)."""
+        emb, mod = self.time(sigmas[:-1].view(-1, 1, 1))
+        if self.official_numerics:
+            ds = step_sizes(sigmas, dtype)
+        else:
+            s = sigmas.to(dtype)
+            ds = s[1:] - s[:-1]
+        return emb, mod, ds
 
     def denoise(self, prepared: PreparedChunk, noise: torch.Tensor, sigmas: torch.Tensor,
                 capture=()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Euler from noise (sigmas[0] = 1) to sigmas[-1] = 0; only the chunk tokens run per step (the
-        timestep conditioning of the whole schedule is computed once, before the loop)."""
+        timestep conditioning of the whole schedule is computed once, before the loop). With official
+        numerics the step sizes are fp32 differences rounded once to the noise dtype."""
         emb, mod = self.time(sigmas[:-1].to(noise.device).view(-1, 1, 1))     # [S, 1, 1, d], [S, 1, 1, 6, d]
         steps = list(zip(emb.unbind(0), mod.unbind(0)))
+        deltas = step_sizes(sigmas.to(noise.device), noise.dtype) if self.official_numerics else None
         return euler_sample(lambda x, s, cond: self._velocity(x, cond[0], cond[1], prepared), noise,
-                            sigmas.to(noise), capture, step_inputs=steps)
+                            sigmas.to(noise), capture, step_inputs=steps, deltas=deltas)

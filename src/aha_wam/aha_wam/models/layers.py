@@ -28,25 +28,50 @@ class RMSNorm(nn.Module):
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """t [...] (timesteps in [0, 1000]) -> [..., dim] as Wan: [cos | sin] of t * 10000^(-i/half)."""
+    """t [...] (timesteps in [0, 1000]) -> [..., dim] as Wan: [cos | sin] of t * 10000^(-i/half), in fp32
+    (the legacy numerics; `sinusoidal_embedding_f64` is the official one)."""
     half = dim // 2
     freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = t.float().unsqueeze(-1) * freqs
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
-class TimestepConditioner(nn.Module):
-    """sigma -> (embedding [.., d] for the output head, modulation [.., 6, d] for the blocks)."""
+def sinusoidal_embedding_f64(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """As Wan's `sinusoidal_embedding_1d`: the angles t * 10000^(-i/half) in float64 (an fp32 angle of
+    t ~ 1000 is off by ~6e-5 rad), the result in t's dtype."""
+    half = dim // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device).div(half))
+    angles = t.to(torch.float64).unsqueeze(-1) * freqs
+    return torch.cat([angles.cos(), angles.sin()], dim=-1).to(t.dtype)
 
-    def __init__(self, freq_dim: int, dim: int):
+
+def model_timesteps(sigma: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The official timestep input: t = sigma * 1000 computed in fp32, then rounded to the model dtype (in
+    bf16 978.26 -> 980). AHA-WAM was trained only on such rounded t."""
+    return (sigma.float() * 1000.0).to(dtype)
+
+
+class TimestepConditioner(nn.Module):
+    """sigma -> (embedding [.., d] for the output head, modulation [.., 6, d] for the blocks).
+
+    `official=True`: t = sigma * 1000 rounded to the weight dtype, float64 sinusoid (flow.numerics
+    'official'); False: the legacy fp32 sinusoid of unrounded t."""
+
+    def __init__(self, freq_dim: int, dim: int, official: bool = True):
         super().__init__()
         self.freq_dim = freq_dim
+        self.official = bool(official)
         self.embed = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.project = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Wan feeds timesteps on a 0..1000 scale; sigma in [0, 1] is scaled the same way.
-        emb = self.embed(sinusoidal_embedding(sigma * 1000.0, self.freq_dim).to(self.embed[0].weight.dtype))
+        dtype = self.embed[0].weight.dtype
+        if self.official:
+            freq = sinusoidal_embedding_f64(model_timesteps(sigma, dtype), self.freq_dim)
+        else:
+            # Wan feeds timesteps on a 0..1000 scale; sigma in [0, 1] is scaled the same way.
+            freq = sinusoidal_embedding(sigma * 1000.0, self.freq_dim).to(dtype)
+        emb = self.embed(freq)
         return emb, self.project(emb).unflatten(-1, (6, -1))
 
 

@@ -2,7 +2,8 @@
 
 1. `ObservationQueryEncoder`: the latest observation latent [C, h, w] -> h*w tokens (no pooling) -> LN +
    MLP to `query_dim`; `num_queries` learned queries do one softmax cross-attention over them (keys LN +
-   Linear, values LN + MLP, output LN + MLP, residual on the queries) -> routing queries [Nq, query_dim].
+   Linear, values LN + MLP, output LN + MLP) -> routing queries [Nq, query_dim]. The output is the MLP
+   alone (official `query_proj`), or with `ovcr.query_residual` the learned queries plus it (legacy).
 2. `LayerwiseKVEditor` (per planner layer, batched over layers): q = LN + Linear(query_dim -> H*D) per head;
    read  = softmax_T(q K0^T / sqrt(D)) V0                  (each query gathers from the planner tokens)
    write = softmax_Nq(K0 read^T / sqrt(D)) read            (each planner token gathers from the queries)
@@ -29,9 +30,10 @@ class _Mlp(nn.Module):
 
 
 class ObservationQueryEncoder(nn.Module):
-    def __init__(self, latent_channels: int, query_dim: int, num_queries: int):
+    def __init__(self, latent_channels: int, query_dim: int, num_queries: int, residual: bool = False):
         super().__init__()
         self.query_dim = query_dim
+        self.residual = bool(residual)
         self.obs_norm = nn.LayerNorm(latent_channels)
         self.obs_proj = _Mlp(latent_channels, query_dim, query_dim)
         self.queries = nn.Parameter(torch.randn(num_queries, query_dim) / query_dim ** 0.5)
@@ -49,7 +51,8 @@ class ObservationQueryEncoder(nn.Module):
         v = self.value(self.value_norm(tokens))
         weights = torch.softmax(self.queries @ k.transpose(1, 2) / self.query_dim ** 0.5, dim=-1)
         gathered = weights @ v
-        return self.queries + self.out(self.out_norm(gathered))
+        routed = self.out(self.out_norm(gathered))
+        return self.queries + routed if self.residual else routed
 
 
 class LayerwiseKVEditor(nn.Module):
@@ -112,7 +115,8 @@ class OvcrRouter(nn.Module):
         super().__init__()
         o, p = config.ovcr, config.planner
         hidden = o.delta_hidden or p.num_heads * p.head_dim
-        self.query_encoder = ObservationQueryEncoder(config.encoder.latent_channels, o.query_dim, o.num_queries)
+        self.query_encoder = ObservationQueryEncoder(config.encoder.latent_channels, o.query_dim, o.num_queries,
+                                                     residual=o.query_residual)
         self.editor = LayerwiseKVEditor(p.num_layers, o.query_dim, p.num_heads, p.head_dim, hidden, o.gate_init)
 
     def forward(self, context_kv: torch.Tensor, obs_latent: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ class VideoPlanner(nn.Module):
         patch_dim = enc.latent_channels * p.patch_size ** 2
         self.patch_embed = nn.Linear(patch_dim, p.hidden)
         self.text_embed = TextProjection(config.task.text_dim, p.hidden)
-        self.time = TimestepConditioner(p.freq_dim, p.hidden)
+        self.time = TimestepConditioner(p.freq_dim, p.hidden, official=config.flow.numerics == 'official')
         self.blocks = nn.ModuleList(PlannerBlock(p.hidden, p.num_heads, p.head_dim, p.ffn_dim, p.eps)
                                     for _ in range(p.num_layers))
         self.head_norm = nn.LayerNorm(p.hidden, eps=p.eps, elementwise_affine=False)
