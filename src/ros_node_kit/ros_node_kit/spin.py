@@ -27,8 +27,9 @@ def make_executor():
         try:
             from rclpy.experimental import EventsExecutor
             return EventsExecutor()
-        except Exception:  # pragma: no cover - older rclpy
-            pass
+        except Exception as exc:  # Humble has no rclpy.experimental: say so instead of switching silently
+            print(f'[WARN] AHA_WAM_EXECUTOR=events: EventsExecutor unavailable ({exc}); using '
+                  f'SingleThreadedExecutor', file=sys.stderr, flush=True)
     from rclpy.executors import SingleThreadedExecutor
     return SingleThreadedExecutor()
 
