@@ -1,11 +1,14 @@
-"""`aha-wam eval-sim`: variants (full, ablations, Flash) x tasks x seeds through `harness.evaluate`.
+"""`aha-wam eval-sim`: variants (full, ablations, Flash) x tasks x seeds on the ClosedLoop.
 
-Ablations are applied at inference to the same trained weights:
-    no-ovcr      the executor reads the planner context unedited (OVCR router removed)
-    no-offset    the phase offset is forced to 0 (the context is treated as if taken with the newest image)
-    no-memory    the planner keeps no past K/V (memory capacity 0)
-    synchronous  the planner refreshes on the executor's image right before every update (no staleness,
-                 its latency adds to the executor's)
+The loop runs the deployed schedule (`LoopSchedule.deployed()`: the executor's control rate, the planner's
+refresh rate, the camera rate and the streamer rate of the sim profile) with the executor latency measured on
+the backend in use; `--latency modelled` swaps in fixed latencies for bit-reproducible runs (reported as such).
+
+Ablations are options of the sessions and the schedule, applied to the same trained weights:
+    no-ovcr      the executor reads the planner context unedited (ExecutorOptions.ovcr = False)
+    no-offset    the phase offset is forced to 0 (ExecutorOptions.zero_offset)
+    no-memory    the planner keeps no past K/V (PlannerOptions.memory_size = 0)
+    synchronous  the planner refreshes on the executor's image right before every update (LoopSchedule)
     flash-N      the distilled Flash checkpoint with N denoising steps
 """
 from __future__ import annotations
@@ -15,63 +18,157 @@ import json
 import sys
 import time
 
+import numpy as np
 import torch
 
-from aha_wam.eval.harness import ExpertController, PolicyController, Schedule, evaluate
+from aha_wam.runtime.executor_session import ExecutorOptions
+from aha_wam.runtime.loop import ClosedLoop, PolicyAgent, wilson_interval
+from aha_wam.runtime.planner_session import PlannerOptions
+from aha_wam.runtime.schedule import LoopSchedule
+
+VARIANTS = ('full', 'no-ovcr', 'no-offset', 'no-memory', 'synchronous', 'flash-1', 'flash-2', 'flash-4')
 
 
-def _load(path):
-    from aha_wam.checkpoint import load_checkpoint
-    policy, prov = load_checkpoint(path)
-    tasks = (prov.get('extra') or {}).get('tasks')
-    return policy, ({name: i for i, name in enumerate(tasks)} if tasks else None)
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """How one evaluated variant differs from the deployed defaults."""
+
+    name: str
+    description: str
+    checkpoint: str
+    steps: int
+    planner: dict = dataclasses.field(default_factory=dict)     # PlannerOptions overrides
+    executor: dict = dataclasses.field(default_factory=dict)    # ExecutorOptions overrides
+    schedule: dict = dataclasses.field(default_factory=dict)    # LoopSchedule overrides
 
 
-def variant_controller(name: str, args, schedule: Schedule):
-    """-> (factory of a controller, schedule, description)."""
+def variant(name: str, checkpoint: str | None, flash: str | None, steps: int) -> Variant:
     if name.startswith('flash-'):
-        if not args.flash:
+        if not flash:
             raise SystemExit(f'aha-wam eval-sim: {name} needs --flash <checkpoint>')
-        steps = int(name.split('-')[1])
-        policy, tasks = _load(args.flash)
-        return (lambda: PolicyController(policy, steps, schedule, tasks)), schedule, f'Flash, {steps} step(s)'
-    if not args.checkpoint:
+        n = int(name.split('-')[1])
+        return Variant(name, f'Flash, {n} step(s)', flash, n)
+    if not checkpoint:
         raise SystemExit('aha-wam eval-sim: --checkpoint is required (or --expert)')
-    policy, tasks = _load(args.checkpoint)
-    steps, desc = args.steps, f'teacher, {args.steps} steps'
+    base = dict(name=name, description=f'teacher, {steps} steps', checkpoint=checkpoint, steps=steps)
+    if name == 'full':
+        return Variant(**base)
     if name == 'no-ovcr':
-        policy.executor.ovcr = None
-    elif name == 'no-memory':
-        from aha_wam.models.memory import KVMemory
-        policy.planner.memory = KVMemory(0)
-    elif name == 'no-offset':
-        schedule = dataclasses.replace(schedule, zero_offset=True)
-    elif name == 'synchronous':
-        schedule = dataclasses.replace(schedule, synchronous=True)
-    elif name != 'full':
-        raise SystemExit(f'unknown variant {name!r}')
-    return (lambda: PolicyController(policy, steps, schedule, tasks)), schedule, desc
+        return Variant(**base, executor={'ovcr': False})
+    if name == 'no-offset':
+        return Variant(**base, executor={'zero_offset': True})
+    if name == 'no-memory':
+        return Variant(**base, planner={'memory_size': 0})
+    if name == 'synchronous':
+        return Variant(**base, schedule={'synchronous': True})
+    raise SystemExit(f'unknown variant {name!r}; choose from {", ".join(VARIANTS)}')
+
+
+class PolicyAgentFactory:
+    """Loads a checkpoint once and builds a fresh PolicyAgent (sessions, backend, context channel) per task."""
+
+    def __init__(self, v: Variant, schedule: LoopSchedule, backend: str = 'torch', transport: str = 'shm',
+                 threads: int = 1):
+        from aha_wam.runtime.build import load_policy
+        self.v, self.schedule, self.backend, self.transport, self.threads = v, schedule, backend, transport, threads
+        self.policy, self.provenance = load_policy(v.checkpoint)
+
+    @property
+    def task_ids(self) -> dict:
+        from aha_wam.runtime.build import task_table
+        return task_table(self.provenance)
+
+    def __call__(self) -> PolicyAgent:
+        from aha_wam.runtime.build import make_executor_session, make_planner_session
+        p, pv = self.policy, self.provenance
+        planner = make_planner_session(p, pv, PlannerOptions(**{'refresh_rate': self.schedule.refresh_rate,
+                                                                **self.v.planner}),
+                                       transport=self.transport, node_name=f'eval_{id(self):x}', threads=self.threads,
+                                       backend='onnxruntime' if self.backend == 'onnxruntime' else 'torch')
+        try:
+            executor = make_executor_session(p, pv, ExecutorOptions(**{'steps': self.v.steps,
+                                                                        'control_rate': self.schedule.control_rate,
+                                                                        **self.v.executor}),
+                                             backend=self.backend, threads=self.threads)
+        except BaseException:
+            planner.close()
+            raise
+        return PolicyAgent(planner, executor, self.schedule)
+
+
+def evaluate(make_agent, tasks, seeds, schedule: LoopSchedule, level: str = 'clean', image_size=(96, 96),
+             task_ids: dict | None = None, log=None) -> dict:
+    """N seeded episodes per task; success with a Wilson 95% interval per task, rates and latencies."""
+    from aha_wam.runtime.environment import SimEnvironment
+    report = {}
+    for task in tasks:
+        env = SimEnvironment(task, level, seed=int(seeds[0]), image_size=image_size)
+        agent = make_agent()
+        results = []
+        try:
+            loop = ClosedLoop(env, agent, schedule, task_ids=task_ids)
+            for seed in seeds:
+                torch.manual_seed(int(seed))
+                r = loop.run_episode(task, int(seed))
+                results.append(r)
+                if log is not None:
+                    log(r)
+        finally:
+            agent.close()
+            env.close()
+        report[task] = summarise(results)
+    return report
+
+
+def summarise(results) -> dict:
+    ok = sum(r.success for r in results)
+    lo, hi = wilson_interval(ok, len(results))
+    wall = [x for r in results for x in r.update_wall_ms]
+    sim_time = sum(r.sim_time for r in results)
+    return {
+        'episodes': len(results), 'successes': ok, 'rate': ok / max(1, len(results)), 'ci95': [lo, hi],
+        'mean_episode_s': float(np.mean([r.sim_time for r in results])),
+        'mean_success_episode_s': float(np.mean([r.sim_time for r in results if r.success])) if ok else None,
+        'control_rate_hz': sum(r.updates for r in results) / max(sim_time, 1e-9),
+        'update_wall_ms_p50': float(np.percentile(wall, 50)) if wall else None,
+        'update_wall_ms_p95': float(np.percentile(wall, 95)) if wall else None,
+        'mean_phase_offset': float(np.mean([x for r in results for x in r.phase_offsets]))
+        if any(r.phase_offsets for r in results) else None,
+        'holds': sum(r.holds for r in results), 'late': sum(r.late for r in results),
+        'overruns': sum(r.overruns for r in results),
+        'outcomes': {str(r.seed): bool(r.success) for r in results},
+        'failed_seeds': [r.seed for r in results if not r.success],
+        'wall_s': float(sum(r.wall_time for r in results)),
+    }
 
 
 def run_evaluation(args) -> dict:
+    from aha_wam.runtime.expert_agent import ExpertAgent
     torch.set_num_threads(max(1, int(args.threads)))
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
-    schedule = Schedule(camera_every=args.camera_every, planner_every=args.planner_every,
-                        executor_every=args.executor_every)
+    overrides = {'latency': args.latency}
+    for name in ('control_rate', 'camera_rate', 'refresh_rate'):
+        if getattr(args, name, None):
+            overrides[name] = float(getattr(args, name))
+    base = LoopSchedule.deployed(**overrides)
     log = None
     if args.verbose:
         def log(r):
             print(json.dumps(r.summary()), file=sys.stderr, flush=True)
     variants = ['expert'] if args.expert else list(args.ablate)
     report = {'seeds': [seeds[0], seeds[-1]], 'episodes_per_task': len(seeds), 'level': args.level,
-              'checkpoint': args.checkpoint, 'flash': args.flash, 'variants': {}}
+              'checkpoint': args.checkpoint, 'flash': args.flash, 'backend': args.backend,
+              'latency_mode': base.latency, 'variants': {}}
     for name in variants:
         t0 = time.perf_counter()
         if name == 'expert':
-            make, sched, desc = ExpertController, schedule, 'scripted IK expert'
+            sched, desc, make, ids = base, 'scripted IK expert', ExpertAgent, None
         else:
-            make, sched, desc = variant_controller(name, args, schedule)
-        per_task = evaluate(make, args.tasks, seeds, sched, level=args.level, log=log)
+            v = variant(name, args.checkpoint, args.flash, args.steps)
+            sched, desc = dataclasses.replace(base, **v.schedule), v.description
+            make = PolicyAgentFactory(v, sched, backend=args.backend, threads=args.threads)
+            ids = make.task_ids
+        per_task = evaluate(make, args.tasks, seeds, sched, level=args.level, task_ids=ids, log=log)
         ok = sum(r['successes'] for r in per_task.values())
         n = sum(r['episodes'] for r in per_task.values())
         report['variants'][name] = {'description': desc, 'schedule': dataclasses.asdict(sched), 'tasks': per_task,

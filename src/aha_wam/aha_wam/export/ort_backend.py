@@ -62,8 +62,23 @@ class _OrtBase:
         self.device = policy.device
 
     def _session(self, filename: str, export):
+        """An onnxruntime session of `filename` in the cache directory, exported first if it is not there.
+
+        The caller keys the directory by the checkpoint's content (aha_wam.runtime.build.artefact_dir), so a
+        file found there belongs to these weights; it is written under a temporary name and renamed, so a
+        crash mid-export never leaves a truncated graph that a later start would trust."""
         path = os.path.join(self.cache_dir, filename)
-        export(self.policy, path)
+        self.reused = getattr(self, 'reused', [])
+        if os.path.isfile(path):
+            self.reused.append(filename)
+        else:
+            partial = f'{path}.{os.getpid()}.partial'
+            try:
+                export(self.policy, partial)
+                os.replace(partial, path)
+            finally:
+                if os.path.exists(partial):
+                    os.unlink(partial)
         return make_session(path, self.threads, self.allow_spinning, self.device.type)
 
 

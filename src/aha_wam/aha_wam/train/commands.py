@@ -26,11 +26,11 @@ def cmd_record(args) -> int:
         if args.start_sim:
             cmd.append('--start-sim')
         return subprocess.call(cmd)
-    from aha_wam.data.demos import generate
+    from aha_wam.runtime.recording import generate
     total = 0
     for task in args.tasks:
         total += len(generate(task, _seeds(args.first_seed, args.episodes), args.out, level=args.level,
-                              camera_every=args.camera_every, keep_failed=args.keep_failed,
+                              camera_rate=args.camera_rate, keep_failed=args.keep_failed,
                               perturb_std=args.perturb_std, perturb_prob=args.perturb_prob))
     print(json.dumps({'episodes_written': total, 'out': args.out}))
     return 0
@@ -42,7 +42,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--first-seed', type=int, default=1000, help='demo seeds start here (eval uses 0..)')
     p.add_argument('--out', default='runs/demos')
     p.add_argument('--level', default='clean', choices=('clean', 'randomized'))
-    p.add_argument('--camera-every', type=int, default=2, help='control steps between frames (harness)')
+    p.add_argument('--camera-rate', type=float, default=25.0, help='camera frames per second in the recorded episodes')
     p.add_argument('--keep-failed', action='store_true')
     p.add_argument('--perturb-std', type=float, default=0.0,
                    help='DART-style demos: per-phase smooth joint offset std, rad, executed but not labelled (0: off)')
@@ -139,7 +139,7 @@ def _distill_args(p):
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-ABLATIONS = ('full', 'no-ovcr', 'no-offset', 'no-memory', 'synchronous', 'flash-1', 'flash-2', 'flash-4')
+ABLATIONS = ('full', 'no-ovcr', 'no-offset', 'no-memory', 'synchronous', 'flash-1', 'flash-2', 'flash-4')  # = eval.run.VARIANTS
 
 
 def cmd_eval_sim(args) -> int:
@@ -165,9 +165,13 @@ def _eval_args(p):
     p.add_argument('--steps', type=int, default=10, help='teacher denoising steps')
     p.add_argument('--ablate', nargs='*', default=['full'], choices=ABLATIONS,
                    help='variants to run (full = the deployed async schedule)')
-    p.add_argument('--planner-every', type=int, default=25, help='control steps between planner refreshes')
-    p.add_argument('--executor-every', type=int, default=4, help='control steps between executor updates')
-    p.add_argument('--camera-every', type=int, default=3, help='control steps between camera frames')
+    p.add_argument('--backend', default='torch', help="executor backend, as the executor node's parameter "
+                   "(torch | onnxruntime | ...; onnxruntime also runs the planner prefill)")
+    p.add_argument('--latency', default='measured', choices=('measured', 'modelled'),
+                   help='executor/planner latency: measured on this machine (default) or fixed (reproducible)')
+    p.add_argument('--control-rate', type=float, default=None, help='override the executor rate (Hz; default: config/executor.yaml)')
+    p.add_argument('--camera-rate', type=float, default=None, help='override the camera rate (Hz; default: the sim profile)')
+    p.add_argument('--refresh-rate', type=float, default=None, help='override the planner rate (Hz; default: config/planner.yaml)')
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--json', default=None, help='also write the report here')
     p.add_argument('-v', '--verbose', action='store_true', help='one line per episode on stderr')
