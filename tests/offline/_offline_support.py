@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aha_wam.offline.topics import TopicMap
+from aha_wam.data.topic_map import TopicMap
 from aha_wam.runtime.safety import PIPER_UPPER
 
 PERIOD_NS = 20_000_000            # 50 Hz control grid
@@ -34,12 +34,12 @@ def write_bag(path, steps: int = 100, image_every: int = 3, topics: dict | None 
     from rosbags.typesys import Stores, get_typestore
     ts = get_typestore(Stores.ROS2_HUMBLE)
     T = ts.types
-    roles = dict(TopicMap().topics)
-    roles.update(topics or {})
+    roles = {r: t for r, t in TopicMap().topics.items() if not r.startswith('leader_')}
+    roles.update({r: t for r, t in (topics or {}).items() if not r.startswith('leader_') or t})
     kinds = {'image': 'sensor_msgs/msg/Image', 'instruction': 'std_msgs/msg/String',
              'task_status': 'std_msgs/msg/String', **{r: 'sensor_msgs/msg/JointState' for r in
                                                       ('joint_states_left', 'joint_states_right', 'commands_left',
-                                                       'commands_right')}}
+                                                       'commands_right', 'leader_left', 'leader_right')}}
     kinds.update(types or {})
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     w = Writer(Path(path), version=9, storage_plugin=plugin)

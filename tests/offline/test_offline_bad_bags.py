@@ -51,7 +51,7 @@ def test_offline_missing_topic(capsys, tmp_path, tiny_checkpoint):
 
 
 def test_offline_agilex_bag_without_map(capsys, tmp_path, tiny_checkpoint):
-    from aha_wam.offline.topics import load_topic_map
+    from aha_wam.data.topic_map import load_topic_map
     bag = write_bag(tmp_path / 'bag', steps=10, topics=load_topic_map('agilex').topics)
     err = _run(capsys, bag, tiny_checkpoint)
     assert 'missing topics image (/camera/ego/image_raw)' in err and '/joint_states_single_l' in err

@@ -23,7 +23,7 @@ import pytest
 from _offline_support import GRIPPER_CLOSE_STEP, OFFSET, P14, SLOPE, clamped_checkpoint, recorded_command, write_bag
 from aha_wam.offline.evaluate import evaluate_bags
 from aha_wam.offline.report import PLOT_SIZES
-from aha_wam.offline.topics import load_topic_map
+from aha_wam.data.topic_map import load_topic_map
 
 STEPS = 2
 
@@ -118,7 +118,7 @@ def test_offline_tiny_checkpoint_internal_consistency(tiny_checkpoint, tmp_path)
     from aha_wam.checkpoint import load_checkpoint
     from aha_wam.eval.harness import Schedule
     from aha_wam.offline import metrics as M
-    from aha_wam.offline.bagio import read_bag
+    from aha_wam.data.rosbag import read_bag
     from aha_wam.offline.replay import ReplayController, replay_bag
     from aha_wam.runtime.safety import PIPER_LOWER, PIPER_UPPER
     mid = np.tile((PIPER_LOWER + PIPER_UPPER) / 2, 2)

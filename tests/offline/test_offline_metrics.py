@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from aha_wam.offline import metrics as M
-from aha_wam.offline.topics import TopicMapError, load_topic_map, parse_topic_map
+from aha_wam.data.topic_map import TopicMapError, load_topic_map, parse_topic_map
 
 
 def test_offline_action_error_per_joint_and_arm():

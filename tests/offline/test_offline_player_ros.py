@@ -21,7 +21,7 @@ def test_offline_bag_player_feeds_live_nodes_with_clock(tmp_path):
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
     from std_srvs.srv import Trigger
-    from aha_wam.offline.topics import load_topic_map
+    from aha_wam.data.topic_map import load_topic_map
 
     steps = 30                     # 0.6 s of bag, images every 3 steps
     bag = write_bag(tmp_path / 'agilex', steps=steps, topics=load_topic_map('agilex').topics,

@@ -15,6 +15,10 @@ the steps where an image was taken (the planner refreshes on camera frames), uni
 a `start_fraction` of them drawn from each episode's first `start_steps` (the moment an arm is chosen).
 History spacing d ~ U{lo..hi} control steps brackets the deployed planner period (notes §10: trained
 spacing must match deployment; randomising it covers cadence jitter).
+
+Extra cameras (`extra_cameras`, cached beside the training view: `TrainingCache` cameras): the window also
+holds each one's newest frame at the same video, chunk and history steps (`<name>@video_rows`, ...) and the
+batch carries them as `cameras/<name>/video_frames`, `.../chunk_images`, `.../history_frames`.
 """
 from __future__ import annotations
 
@@ -38,8 +42,13 @@ class WindowSpec:
 class WindowSampler:
     def __init__(self, cache: TrainingCache, config: AhaWamConfig, episodes: list[int] | None = None,
                  seed: int = 0, history_spacing: tuple[int, int] = (16, 40), max_offset: int | None = None,
-                 history_frames: int | None = None, start_fraction: float = 0.0, start_steps: int = 50):
+                 history_frames: int | None = None, start_fraction: float = 0.0, start_steps: int = 50,
+                 extra_cameras: list[str] | None = None):
         self.cache = cache
+        self.extra_cameras = list(extra_cameras or [])
+        missing = [c for c in self.extra_cameras if c not in cache.extra]
+        if missing:
+            raise ValueError(f'cameras {missing} are not cached (cached extra cameras: {list(cache.extra)})')
         self.config = config
         t = config.timing
         self.episodes = list(range(len(cache.episodes))) if episodes is None else list(episodes)
@@ -108,7 +117,12 @@ class WindowSampler:
         hist_mask = hist_steps >= 0
         hist_steps = np.where(hist_mask, hist_steps, 0)
         fos = self.cache.frame_of_step
-        return {
+        rows = {}
+        for cam in self.extra_cameras:
+            cfos = self.cache.extra[cam]['frame_of_step']
+            rows.update({f'{cam}@video_rows': cfos[at(video_steps)], f'{cam}@chunk_rows': cfos[at(chunk_steps)],
+                         f'{cam}@history_rows': cfos[at(hist_steps)]})
+        return {**rows,
             'video_rows': fos[at(video_steps)],
             'step': np.int64(s),
             'actions': self.cache.actions[at(action_steps)],
@@ -140,6 +154,14 @@ class WindowSampler:
             else:
                 batch[f'{name}_frames' if name != 'chunk' else 'chunk_images'] = images[r.reshape(-1)].reshape(
                     *r.shape, *images.shape[1:])
+        for cam in self.extra_cameras:
+            cam_images = torch.from_numpy(self.cache.extra[cam]['images'])
+            for name in ('video', 'chunk', 'history'):
+                if name == 'history' and self.history_frames <= 0:
+                    continue
+                r = stack(f'{cam}@{name}_rows')
+                key = f'cameras/{cam}/' + ('chunk_images' if name == 'chunk' else f'{name}_frames')
+                batch[key] = cam_images[r.reshape(-1)].reshape(*r.shape, *cam_images.shape[1:])
         return batch
 
     def batch(self, n: int, latents: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

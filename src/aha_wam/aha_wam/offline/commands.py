@@ -12,9 +12,9 @@ def cmd_eval_bag(args) -> int:
     import torch
     from aha_wam.checkpoint import CheckpointError
     from aha_wam.eval.harness import Schedule
-    from aha_wam.offline.bagio import BagError
+    from aha_wam.data.rosbag import BagError
     from aha_wam.offline.evaluate import SetupError, evaluate_bags
-    from aha_wam.offline.topics import TopicMapError, load_topic_map
+    from aha_wam.data.topic_map import TopicMapError, load_topic_map
     torch.set_num_threads(max(1, int(args.threads)))
     schedule = Schedule(planner_every=args.planner_every, executor_every=args.executor_every,
                         planner_latency_ms=args.planner_latency_ms, executor_fixed_ms=args.executor_fixed_ms,

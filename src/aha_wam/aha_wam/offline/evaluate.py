@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from aha_wam.offline import metrics as M
-from aha_wam.offline.bagio import BagError, read_bag
+from aha_wam.data.rosbag import BagError, read_bag
 from aha_wam.offline.replay import Replay, ReplayController, replay_bag
-from aha_wam.offline.topics import TopicMap
+from aha_wam.data.topic_map import TopicMap
 
 
 class SetupError(RuntimeError):

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from aha_wam.eval.harness import ARMS, EpisodeResult, PolicyController, Schedule, StepObs
-from aha_wam.offline.bagio import BagError, RecordedBag
+from aha_wam.data.rosbag import BagError, RecordedBag
+from aha_wam.data.timeline import latest_index as _latest
 
 BASE_NS = 10 * 10**9
 
@@ -79,10 +80,6 @@ def control_grid(rec: RecordedBag, period_ns: int) -> np.ndarray:
                        f'(streams start by {start * 1e-9:.3f} s, one ends at {end * 1e-9:.3f} s)')
     steps = int((end - start) // period_ns) + 1
     return start + np.arange(steps, dtype=np.int64) * period_ns
-
-
-def _latest(stamps: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    return np.searchsorted(stamps, grid, side='right') - 1
 
 
 def replay_bag(rec: RecordedBag, controller: ReplayController, task: str, seed: int = 0,

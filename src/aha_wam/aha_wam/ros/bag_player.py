@@ -61,12 +61,12 @@ class BagPlayer(Node):
         only = [t for t in (p('topics') or []) if t]
         rename = {}
         if p('topic_map'):
-            from aha_wam.offline.topics import TopicMap, load_topic_map
+            from aha_wam.data.topic_map import TopicMap, load_topic_map
             tmap, ours = load_topic_map(str(p('topic_map'))), TopicMap()
             rename = {tmap.topics[r]: ours.topics[r] for r in tmap.topics if tmap.topics[r] and ours.topics.get(r)}
         from rosbags.highlevel import AnyReader
-        from aha_wam.offline.bagio import _typestore
-        self.reader = AnyReader([self.bag], default_typestore=_typestore())
+        from aha_wam.data.rosbag import typestore
+        self.reader = AnyReader([self.bag], default_typestore=typestore())
         self.reader.open()
         self.connections, self.pubs = [], {}
         for c in self.reader.connections:
