@@ -234,7 +234,7 @@ def test_expected_layout_and_checksum_requirement(shm_prefix):
         assert d.checksum_type == CHECKSUM_NONE
         assert ContextReader(require_checksum=True).read(d).reason == 'checksum_mismatch'
         assert ContextReader(expected_layout=ContextLayout(2, 8, 2, 16, 'float16')).read(d).reason == 'layout_mismatch'
-        assert ContextReader(transports=('inline',)).read(d).reason == 'bad_transport'
+        assert ContextReader(transports=('inline',)).read(d).reason == 'transport_disabled'
         assert ContextReader().read(d)
 
 
@@ -279,12 +279,14 @@ def test_torn_copy_is_detected_by_the_seqlock(shm_prefix, checksum):
 def test_overwritten_slot_is_rejected_and_newer_read_is_fine(writer):
     r = ContextReader()
     old = writer.publish(make_ctx(SMALL, 0))
-    for i in range(3):
-        newest = writer.publish(make_ctx(SMALL, i + 1))
+    published = [writer.publish(make_ctx(SMALL, i + 1)) for i in range(3)]
+    newest = published[-1]
     assert r.read(old).reason == 'slot_overwritten'
     assert r.read(newest)
-    # Once v4 is accepted, an older descriptor of the same session is stale.
-    assert r.read(dataclasses.replace(newest, version=3)).reason == 'stale_version'
+    # Once v4 is accepted, an older genuine descriptor (v3, still in its slot) is stale...
+    assert r.read(published[-2]).reason == 'stale_version'
+    # ...and a forged claim of v3 for v4's slot is not what the slot holds.
+    assert r.read(dataclasses.replace(newest, version=3)).reason == 'slot_overwritten'
 
 
 @pytest.mark.parametrize('checksum,offset', [('auto', 1000), ('sampled', 4096 * 1 + 10), ('sampled', -1)])

@@ -96,7 +96,9 @@ def test_malformed_descriptors_over_dds_are_rejected_and_the_reader_stays_up(shm
                 ('checksum_mismatch', good_inline, dict(payload=bytes(bad_payload))),
                 ('payload_size', good_inline, dict(payload=bytes(good_inline.payload)[:-4])),
                 ('ok', good, {}),
-                ('ok', good_inline, dict(version=good.version + 1, session_id=good.session_id)),
+                # An inline context may not claim the session the shm segment has proven (impersonation)...
+                ('session_conflict', good_inline, dict(version=good.version + 1, session_id=good.session_id)),
+                ('ok', good_inline, {}),                 # ...under its own session it is accepted
             ]
             for i, (expect, base, change) in enumerate(cases):
                 desc = dataclasses.replace(base, frame_id=f'case{i}', **change)
@@ -112,7 +114,8 @@ def test_malformed_descriptors_over_dds_are_rejected_and_the_reader_stays_up(shm
         assert summary['accepted'] == 2, out
         assert summary['rejections'] == {'missing_segment': 1, 'bad_name': 1, 'slot_out_of_range': 1,
                                          'layout_mismatch': 1, 'checksum_mismatch': 2, 'session_mismatch': 1,
-                                         'bad_descriptor': 1, 'bad_transport': 1, 'payload_size': 1}, summary
+                                         'bad_descriptor': 1, 'bad_transport': 1, 'payload_size': 1,
+                                         'session_conflict': 1}, summary
     finally:
         reader.stop()
 

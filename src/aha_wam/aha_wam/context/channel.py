@@ -37,60 +37,12 @@ from aha_wam.context.descriptor import (CHECKSUM_CRC32, CHECKSUM_NAMES, CHECKSUM
                                         TRANSPORT_INLINE, TRANSPORT_NAMES, TRANSPORT_SHM, ContextDescriptor)
 from aha_wam.context.inline import bytes_to_tensor, encode_payload, payload_view, tensor_bytes
 from aha_wam.context.layout import ContextLayout, PlannerContext
+from aha_wam.context.rejection import REJECTION_REASONS, Rejection, RejectError, reject
 from aha_wam.context.shm_ring import DEFAULT_PREFIX, STATE_LIVE, RingError, ShmRing, validate_segment_name
 from aha_wam.context.shm_ring import segment_name as make_segment_name
+from aha_wam.context.trust import Source, TrustBook
 
 TRANSPORTS = {'shm': TRANSPORT_SHM, 'cuda_ipc': TRANSPORT_CUDA_IPC, 'inline': TRANSPORT_INLINE}
-
-# Every reason a reader can give (diagnostics list them all, zeros included).
-REJECTION_REASONS = (
-    'bad_descriptor',      # fields missing / wrong type / invalid layout / version 0 / nbytes mismatch
-    'bad_transport',       # unknown transport code, or transport not enabled in this reader
-    'bad_name',            # segment name with path characters or other unsafe characters
-    'missing_segment',     # no segment of that name (planner gone, wrong host)
-    'segment_owner',       # segment owned by another user or writable by others
-    'bad_magic',           # not an AHA-WAM context segment
-    'bad_format_version',  # segment written by an incompatible version of this code
-    'bad_header',          # segment header inconsistent
-    'session_mismatch',    # descriptor from another planner session than the segment (restart race)
-    'layout_mismatch',     # descriptor layout != segment layout (or != the reader's expected layout)
-    'slot_out_of_range',   # slot >= num_slots, or num_slots disagrees with the segment
-    'bad_sequence',        # slot_sequence odd or zero, or ahead of the slot
-    'slot_busy',           # slot being written right now (seq odd)
-    'slot_overwritten',    # the writer has reused the slot for a newer version
-    'torn',                # the slot changed while it was being copied
-    'checksum_mismatch',   # checksum of the copied bytes != descriptor (or descriptor != slot)
-    'payload_size',        # inline payload length != nbytes
-    'stale_version',       # older than the context already accepted from this session
-    'cuda_unavailable',    # CUDA IPC descriptor but no usable CUDA device here
-    'segment_closed',      # CUDA IPC ring whose planner shut down (its device memory may be freed)
-    'internal_error',      # anything unexpected: logged in the detail, never raised
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Rejection:
-    """Why a descriptor was not accepted. Falsy, so `if ctx := reader.read(d):` works."""
-
-    reason: str
-    detail: str = ''
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __str__(self) -> str:
-        return f'rejected ({self.reason}): {self.detail}'
-
-
-class _RejectError(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-
-
-def _reject(reason: str, detail: str):
-    raise _RejectError(reason, detail)
-
 
 # ============================================================================================ writer
 class ContextWriter:
@@ -322,12 +274,19 @@ class _BufferPool:
 
 
 class ContextReader:
-    """Executor side. Maps each segment once, validates descriptors, copies contexts out.
+    """Executor side. Maps each segment once, validates descriptors, proves them, copies contexts out.
 
     Args:
         max_age_s: `latest()` returns None once the last good context is older than this (None: never).
         expected_layout: if set, descriptors with any other layout are rejected ('layout_mismatch').
-        transports: which transports to accept (default all three).
+        transports: which transports to accept (default all three; executors leave 'inline' out unless the
+            planner is on another host, see aha_wam.context.trust); others are 'transport_disabled'.
+        trusted_segments: segment names of the planner(s) to trust; None: any segment that passes the
+            ownership checks. See `trust.TrustBook`.
+        max_version_jump, max_version_rate: plausibility bound for unproven (inline) versions.
+        resync_after_s: re-synchronise a source rejected for its version alone for this long (default:
+            `max_age_s`).
+        check_finite: reject contexts holding NaN or inf ('non_finite'); one reduction per new context.
         require_checksum: reject shm/inline descriptors without a checksum (seqlock alone is then not enough).
         pool_size: reusable output buffers per layout (>= 2: one may be held by the caller while reading).
         device: CUDA device for CUDA IPC contexts (default: the ring's device).
@@ -338,21 +297,26 @@ class ContextReader:
     """
 
     def __init__(self, *, max_age_s: float | None = None, expected_layout: ContextLayout | None = None,
-                 transports=('shm', 'cuda_ipc', 'inline'), require_checksum: bool = False, pool_size: int = 3,
-                 device=None, require_same_uid: bool = True, cache_redelivery: bool = True,
-                 clock=time.monotonic):
+                 transports=('shm', 'cuda_ipc', 'inline'), trusted_segments=None, max_version_jump: int = 64,
+                 max_version_rate: float = 100.0, resync_after_s: float | None = None, check_finite: bool = True,
+                 require_checksum: bool = False, pool_size: int = 3, device=None, require_same_uid: bool = True,
+                 cache_redelivery: bool = True, clock=time.monotonic):
         unknown = set(transports) - set(TRANSPORTS)
         if unknown:
             raise ValueError(f'unknown transports {sorted(unknown)}; use {sorted(TRANSPORTS)}')
         self.max_age_s = max_age_s
         self.expected_layout = expected_layout
         self._transports = {TRANSPORTS[t] for t in transports}
+        self.check_finite = check_finite
         self.require_checksum = require_checksum
         self.pool_size = max(1, int(pool_size))
         self.device = device
         self.require_same_uid = require_same_uid
         self.cache_redelivery = cache_redelivery
         self._clock = clock
+        self.trust = TrustBook(trusted_segments=trusted_segments, max_version_jump=max_version_jump,
+                               max_version_rate=max_version_rate,
+                               resync_after_s=max_age_s if resync_after_s is None else resync_after_s, clock=clock)
         self._rings: dict[str, ShmRing] = {}
         self._cuda_rings: dict[str, object] = {}
         self._pools: dict[ContextLayout, _BufferPool] = {}
@@ -362,7 +326,6 @@ class ContextReader:
         self._last: PlannerContext | None = None
         self._last_desc: ContextDescriptor | None = None
         self._last_time = 0.0
-        self._newest: dict[int, int] = {}   # session_id -> newest accepted version
 
     # ------------------------------------------------------------------------------------------ public
     @property
@@ -371,12 +334,13 @@ class ContextReader:
         return dict(self._rejections)
 
     def stats(self) -> dict:
-        """Diagnostics: accepted count, rejections by reason, last rejection, last context age."""
+        """Diagnostics: accepted count, rejections by reason, last rejection, last context age, trust."""
         return {'accepted': self.accepted, 'rejected': sum(self._rejections.values()),
                 'rejections': self.rejections, 'mapped_segments': sorted(self._rings),
                 'last_rejection': str(self.last_rejection) if self.last_rejection else '',
                 'last_version': self._last.version if self._last is not None else 0,
-                'last_age_s': (self._clock() - self._last_time) if self._last is not None else None}
+                'last_age_s': (self._clock() - self._last_time) if self._last is not None else None,
+                'resyncs': self.trust.resyncs, 'planner_restarts': self.trust.restarts}
 
     def prepare(self, layout: ContextLayout) -> None:
         """Allocate and fault in the output buffers for `layout` now (keeps the first reads fast)."""
@@ -387,8 +351,8 @@ class ContextReader:
     def read(self, descriptor: ContextDescriptor) -> PlannerContext | Rejection:
         """The context a descriptor announces, bit-exact, or a Rejection. Never raises on bad input."""
         try:
-            ctx = self._read(descriptor)
-        except _RejectError as e:
+            ctx, src = self._read(descriptor)
+        except RejectError as e:
             return self._count(Rejection(e.reason, str(e)))
         except RingError as e:
             return self._count(Rejection(e.reason if e.reason in self._rejections else 'bad_header', str(e)))
@@ -398,8 +362,26 @@ class ContextReader:
             return ctx   # same refresh again: keep its original acceptance time (its age keeps growing)
         self.accepted += 1
         self._last, self._last_desc, self._last_time = ctx, descriptor, self._clock()
-        self._newest[ctx.session_id] = ctx.version
+        self.trust.accepted(src, ctx.version)
         return ctx
+
+    def verify(self, descriptor: ContextDescriptor) -> Rejection | None:
+        """Every check `read` makes short of copying the payload (no checksum, no finiteness): None if the
+        descriptor is a candidate, else why not. Changes nothing and counts nothing (the inbox uses it to
+        triage a queue before it reads the newest candidate)."""
+        try:
+            self._read(descriptor, verify_only=True)
+        except RejectError as e:
+            return Rejection(e.reason, str(e))
+        except RingError as e:
+            return Rejection(e.reason if e.reason in self._rejections else 'bad_header', str(e))
+        except Exception as e:
+            return Rejection('internal_error', f'{type(e).__name__}: {e}')
+        return None
+
+    def count(self, rejection: Rejection) -> Rejection:
+        """Count a rejection decided outside `read` (the inbox's triage, a message that did not convert)."""
+        return self._count(rejection)
 
     def latest(self, now_ns: int | None = None) -> PlannerContext | None:
         """The last good context while it is fresh enough, else None.
@@ -413,6 +395,11 @@ class ContextReader:
             age = (now_ns - self._last.stamp_ns) * 1e-9 if now_ns is not None else self._clock() - self._last_time
             if age > self.max_age_s:
                 return None
+        return self._last
+
+    @property
+    def last_context(self) -> PlannerContext | None:
+        """The last accepted context, whatever its age (the executor judges staleness itself)."""
         return self._last
 
     @property
@@ -451,56 +438,65 @@ class ContextReader:
 
     def _check_common(self, d: ContextDescriptor) -> ContextLayout:
         if not isinstance(d, ContextDescriptor):
-            _reject('bad_descriptor', f'expected a ContextDescriptor, got {type(d).__name__}')
+            reject('bad_descriptor', f'expected a ContextDescriptor, got {type(d).__name__}')
         if d.transport not in TRANSPORT_NAMES:
-            _reject('bad_transport', f'unknown transport code {d.transport!r}')
+            reject('bad_transport', f'unknown transport code {d.transport!r}')
         if d.transport not in self._transports:
-            _reject('bad_transport', f'transport {TRANSPORT_NAMES[d.transport]} is disabled in this reader')
+            reject('transport_disabled', f'transport {TRANSPORT_NAMES[d.transport]} is not accepted by this reader'
+                   + (' (inline contexts trust the whole DDS domain: opt in only for a planner on another host)'
+                      if d.transport == TRANSPORT_INLINE else ''))
         try:
             layout = d.layout()
         except (ValueError, TypeError) as e:
-            _reject('bad_descriptor', f'invalid layout: {e}')
+            reject('bad_descriptor', f'invalid layout: {e}')
         if self.expected_layout is not None and layout != self.expected_layout:
-            _reject('layout_mismatch', f'descriptor layout {layout} != expected {self.expected_layout}')
+            reject('layout_mismatch', f'descriptor layout {layout} != expected {self.expected_layout}')
         if int(d.nbytes) != layout.nbytes:
-            _reject('bad_descriptor', f'nbytes {d.nbytes} != {layout.nbytes} implied by the layout')
+            reject('bad_descriptor', f'nbytes {d.nbytes} != {layout.nbytes} implied by the layout')
         try:
             ok = int(d.version) == d.version and int(d.version) > 0 and int(d.session_id) == d.session_id
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            _reject('bad_descriptor', f'version must be a positive int and session_id an int, got '
-                    f'{d.version!r}, {d.session_id!r}')
+            reject('bad_descriptor', f'version must be a positive int and session_id an int, got '
+                   f'{d.version!r}, {d.session_id!r}')
         if d.checksum_type not in CHECKSUM_NAMES:
-            _reject('bad_descriptor', f'unknown checksum type {d.checksum_type!r}')
+            reject('bad_descriptor', f'unknown checksum type {d.checksum_type!r}')
         if self.require_checksum and d.transport != TRANSPORT_CUDA_IPC and d.checksum_type == CHECKSUM_NONE:
-            _reject('checksum_mismatch', 'descriptor carries no checksum and this reader requires one')
-        newest = self._newest.get(d.session_id, 0)
-        if d.version < newest:
-            _reject('stale_version', f'version {d.version} is older than the accepted {newest}')
+            reject('checksum_mismatch', 'descriptor carries no checksum and this reader requires one')
         return layout
 
-    def _read(self, d: ContextDescriptor) -> PlannerContext:
+    def _read(self, d: ContextDescriptor, verify_only: bool = False) -> tuple[PlannerContext | None, Source | None]:
         layout = self._check_common(d)
         if self.cache_redelivery and self._last is not None and _same_refresh(d, self._last_desc):
-            return self._last   # redelivery of the very same descriptor (transient local): idempotent
+            return self._last, None   # redelivery of the very same descriptor (transient local): idempotent
         if d.transport == TRANSPORT_INLINE:
-            kv = self._read_inline(d, layout)
+            src = self.trust.inline_source(d.session_id)
+            self.trust.check_version(src, int(d.version), resync=not verify_only)
+            kv = self._read_inline(d, layout, verify_only)
+            stamp_ns, frame_index, memory_entries = int(d.stamp_ns), int(d.frame_index), int(d.memory_entries)
         else:
-            kv = self._read_ring(d, layout)
-        return PlannerContext(kv=kv, layout=layout, frame_index=int(d.frame_index),
-                              memory_entries=int(d.memory_entries), stamp_ns=int(d.stamp_ns),
-                              version=int(d.version), session_id=int(d.session_id))
+            kv, src, meta = self._read_ring(d, layout, verify_only)
+            # What the planner stored in the slot, not what the message says (proven; equal when genuine).
+            stamp_ns, frame_index, memory_entries = meta['stamp_ns'], meta['frame_index'], meta['memory_entries']
+        if verify_only:
+            return None, src
+        if self.check_finite and not integrity.all_finite(kv):
+            reject('non_finite', f'{d.transport_name} context v{int(d.version)} from {src.label} holds NaN or inf')
+        return PlannerContext(kv=kv, layout=layout, frame_index=frame_index, memory_entries=memory_entries,
+                              stamp_ns=stamp_ns, version=int(d.version), session_id=int(d.session_id)), src
 
-    def _read_inline(self, d: ContextDescriptor, layout: ContextLayout) -> torch.Tensor:
+    def _read_inline(self, d: ContextDescriptor, layout: ContextLayout, verify_only: bool) -> torch.Tensor | None:
         data = payload_view(d.payload)
         if data.size != layout.nbytes:
-            _reject('payload_size', f'inline payload has {data.size} bytes, descriptor says {layout.nbytes}')
+            reject('payload_size', f'inline payload has {data.size} bytes, descriptor says {layout.nbytes}')
+        if verify_only:
+            return None
         if d.checksum_type != CHECKSUM_NONE:
             got = integrity.compute(d.checksum_type, data)
             if got != int(d.checksum):
-                _reject('checksum_mismatch', f'inline payload {CHECKSUM_NAMES[d.checksum_type]} {got:#010x} '
-                        f'!= descriptor {int(d.checksum):#010x}')
+                reject('checksum_mismatch', f'inline payload {CHECKSUM_NAMES[d.checksum_type]} {got:#010x} '
+                       f'!= descriptor {int(d.checksum):#010x}')
         # Own the bytes (the message buffer may be reused by the middleware): one copy into a pooled buffer.
         buf = self._pool(layout).get()
         np.copyto(buf, data)
@@ -510,19 +506,20 @@ class ContextReader:
         try:
             name = validate_segment_name(d.segment_name)
         except RingError as e:
-            _reject('bad_name', str(e))
+            reject('bad_name', str(e))
+        self.trust.check_segment(name)
         ring = self._rings.get(name)
-        if ring is not None and ring.session_id != d.session_id:
+        if ring is not None and ring.session_id != d.session_id and not ring.still_named():
             # The planner restarted: the name now refers to a new segment. Map the new one (once).
             self._drop_ring(name)
             ring = None
         if ring is None:
             ring = ShmRing.attach(name, require_same_uid=self.require_same_uid)
-            if ring.session_id != d.session_id:
-                ring.close()
-                _reject('session_mismatch', f'segment {name!r} belongs to session {ring.session_id:#x}, '
-                        f'descriptor to {int(d.session_id):#x}')
             self._rings[name] = ring
+        if ring.session_id != d.session_id:
+            # The mapping stays: a wrong claim about a live segment must not make us remap it every time.
+            reject('session_mismatch', f'segment {name!r} belongs to session {ring.session_id:#x}, '
+                   f'descriptor to {int(d.session_id):#x}')
         return ring
 
     def _drop_ring(self, name: str) -> None:
@@ -537,57 +534,72 @@ class ContextReader:
         """Copy a slot out of shared memory (a method so tests can interleave a writer mid-copy)."""
         np.copyto(out, ring.payload(slot))
 
-    def _read_ring(self, d: ContextDescriptor, layout: ContextLayout) -> torch.Tensor:
+    def _read_ring(self, d: ContextDescriptor, layout: ContextLayout, verify_only: bool):
         ring = self._ring_for(d)
+        src = self.trust.ring_source(ring.name, ring.session_id, ring.secret)
         if ring.layout != layout:
-            _reject('layout_mismatch', f'descriptor layout {layout} != segment layout {ring.layout}')
+            reject('layout_mismatch', f'descriptor layout {layout} != segment layout {ring.layout}')
         on_device = d.transport == TRANSPORT_CUDA_IPC
         if ring.payload_on_device != on_device:
-            _reject('bad_transport', f'descriptor transport {TRANSPORT_NAMES[d.transport]} does not match segment '
-                    f'{ring.name!r}')
+            reject('bad_transport', f'descriptor transport {TRANSPORT_NAMES[d.transport]} does not match segment '
+                   f'{ring.name!r}')
         if int(d.num_slots) != ring.num_slots:
-            _reject('slot_out_of_range', f'descriptor num_slots {d.num_slots} != segment {ring.num_slots}')
+            reject('slot_out_of_range', f'descriptor num_slots {d.num_slots} != segment {ring.num_slots}')
         slot = int(d.slot)
         if not 0 <= slot < ring.num_slots:
-            _reject('slot_out_of_range', f'slot {slot} not in [0, {ring.num_slots})')
+            reject('slot_out_of_range', f'slot {slot} not in [0, {ring.num_slots})')
         expected = int(d.slot_sequence)
         if expected <= 0 or expected % 2:
-            _reject('bad_sequence', f'slot_sequence {expected} must be even and positive')
-        # ---- seqlock read: seq, metadata, copy, seq again ----
+            reject('bad_sequence', f'slot_sequence {expected} must be even and positive')
+        version = int(d.version)
+        # ---- proof against the segment, then seqlock read: seq, metadata, copy, seq again ----
         seq0 = ring.seq(slot)
         if seq0 % 2:
-            _reject('slot_busy', f'slot {slot} is being written (seq {seq0})')
+            reject('slot_busy', f'slot {slot} is being written (seq {seq0})')
+        meta = ring.slot_meta(slot)
+        if meta['version'] != version:
+            if meta['version'] > version:
+                reject('slot_overwritten', f'slot {slot} holds version {meta["version"]}, descriptor {version}')
+            reject('implausible_version', f'descriptor claims version {version}, but slot {slot} of {ring.name!r} '
+                   f'holds {meta["version"]} (newest written: {ring.latest[0]})')
         if seq0 != expected:
             if seq0 > expected:
-                _reject('slot_overwritten', f'slot {slot} moved on to seq {seq0} (descriptor {expected})')
-            _reject('bad_sequence', f'slot {slot} is at seq {seq0}, descriptor claims {expected}')
-        meta = ring.slot_meta(slot)
-        if meta['version'] != d.version:
-            _reject('slot_overwritten', f'slot {slot} holds version {meta["version"]}, descriptor {d.version}')
+                reject('slot_overwritten', f'slot {slot} moved on to seq {seq0} (descriptor {expected})')
+            reject('bad_sequence', f'slot {slot} is at seq {seq0}, descriptor claims {expected}')
+        if (meta['stamp_ns'], meta['frame_index'], meta['memory_entries']) != \
+                (int(d.stamp_ns), int(d.frame_index), int(d.memory_entries)):
+            reject('metadata_mismatch', f'descriptor stamp/frame/memory ({int(d.stamp_ns)}, {int(d.frame_index)}, '
+                   f'{int(d.memory_entries)}) != slot {slot} ({meta["stamp_ns"]}, {meta["frame_index"]}, '
+                   f'{meta["memory_entries"]})')
         if meta['checksum_type'] != d.checksum_type or meta['checksum'] != d.checksum:
-            _reject('checksum_mismatch', f'descriptor checksum {int(d.checksum):#x} ({d.checksum_type}) != slot '
-                    f'{meta["checksum"]:#x} ({meta["checksum_type"]})')
+            reject('checksum_mismatch', f'descriptor checksum {int(d.checksum):#x} ({d.checksum_type}) != slot '
+                   f'{meta["checksum"]:#x} ({meta["checksum_type"]})')
+        # After the proof: only genuine versions reach the record.
+        self.trust.check_version(src, version, resync=not verify_only)
+        if on_device and ring.state != STATE_LIVE:
+            # The planner closed: its device buffer may already be freed, so never touch it. (A closed shm
+            # segment stays readable: the reader's own mapping keeps the memory.)
+            self._drop_ring(ring.name)
+            self.trust.forget_ring(ring.name)
+            reject('segment_closed', f'CUDA IPC ring {ring.name!r} was closed by its planner')
+        if verify_only:
+            return None, src, meta
         if on_device:
-            if ring.state != STATE_LIVE:
-                # The planner closed: its device buffer may already be freed, so never touch it. (A closed shm
-                # segment stays readable: the reader's own mapping keeps the memory.)
-                self._drop_ring(ring.name)
-                _reject('segment_closed', f'CUDA IPC ring {ring.name!r} was closed by its planner')
             kv_bytes = self._cuda_ring(ring).copy_slot(slot)
         else:
             buf = self._pool(layout).get()
             self._copy_payload(ring, slot, buf)
         seq1 = ring.seq(slot)
         if seq1 != seq0:
-            _reject('torn', f'slot {slot} changed during the copy (seq {seq0} -> {seq1})')
+            reject('torn', f'slot {slot} changed during the copy (seq {seq0} -> {seq1})')
         if on_device:
-            return kv_bytes.view(layout.torch_dtype).reshape(layout.shape)
+            return kv_bytes.view(layout.torch_dtype).reshape(layout.shape), src, meta
         if d.checksum_type != CHECKSUM_NONE:
             got = integrity.compute(d.checksum_type, buf)
             if got != int(d.checksum):
-                _reject('checksum_mismatch', f'copied slot {CHECKSUM_NAMES[d.checksum_type]} {got:#010x} != '
-                        f'descriptor {int(d.checksum):#010x}')
-        return bytes_to_tensor(buf, layout)
+                reject('checksum_mismatch', f'copied slot {CHECKSUM_NAMES[d.checksum_type]} {got:#010x} != '
+                       f'descriptor {int(d.checksum):#010x}')
+        return bytes_to_tensor(buf, layout), src, meta
 
     def _cuda_ring(self, ring: ShmRing):
         cuda = self._cuda_rings.get(ring.name)

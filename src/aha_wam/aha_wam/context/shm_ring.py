@@ -4,7 +4,8 @@ Segment layout (all integers little-endian uint64 unless noted, header = one 4 K
 
     byte 0      header: magic, format version, header size, creator pid + start time + uid, session id,
                 num_slots, dtype code, layout (L, T, H, D), payload nbytes, slot stride, data offset,
-                state (live / closed), latest published version and slot, payload location
+                state (live / closed), latest published version and slot, payload location,
+                session secret (128 bit)
     byte 256    slot table, SLOT_ENTRY_BYTES (one cache line) per slot:
                 seq, version, nbytes, checksum_type, checksum, stamp_ns, frame_index, memory_entries
     byte 2048   transport blob (CUDA IPC handles; length-prefixed), up to 2 KiB
@@ -22,12 +23,20 @@ inode). Readers open the name read-only with `shm_open` directly instead of `mul
 whose resource tracker would unlink the segment when an attaching process exits (cpython gh-82300; the
 `track=False` escape exists only from Python 3.13). A segment whose creator is dead (pid gone, or pid
 reused by another process: start time differs) is stale and is reclaimed by the next creator.
+
+Trust: the segment is the writer's proof. It is created 0600 and readers refuse segments owned by another
+user, writable by others, or reached through a symlink, so only the planner's own user can have written
+what it holds. The session id travels in every descriptor (anyone on the ROS domain sees it and can claim
+it); the 128-bit session *secret* never leaves the segment, so readers pin a writer session on (segment
+name, secret) and a claim that merely repeats a session id proves nothing (see aha_wam.context.trust).
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import re
+import secrets
 import stat
 import struct
 
@@ -41,7 +50,7 @@ except ImportError:  # pragma: no cover - Windows
 from aha_wam.context.layout import ContextLayout
 
 MAGIC = int.from_bytes(b'AHAWAMKV', 'little')
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: session secret in the header
 HEADER_BYTES = 4096
 SLOT_TABLE_OFFSET = 256
 SLOT_ENTRY_BYTES = 64
@@ -62,7 +71,7 @@ PAYLOAD_ON_DEVICE = 1      # CUDA IPC: the segment holds only header + seqlocks 
 # Header field indices (in uint64 words).
 H_MAGIC, H_FORMAT, H_HEADER_BYTES, H_PID, H_PID_START, H_UID, H_SESSION, H_NUM_SLOTS, H_DTYPE = range(9)
 H_LAYERS, H_TOKENS, H_HEADS, H_HEAD_DIM, H_NBYTES, H_SLOT_STRIDE, H_DATA_OFFSET, H_STATE = range(9, 17)
-H_LATEST_VERSION, H_LATEST_SLOT, H_PAYLOAD_LOCATION = range(17, 20)
+H_LATEST_VERSION, H_LATEST_SLOT, H_PAYLOAD_LOCATION, H_SECRET_LO, H_SECRET_HI = range(17, 22)
 # Slot entry field indices (in uint64 words, relative to the slot's entry).
 S_SEQ, S_VERSION, S_NBYTES, S_CHECKSUM_TYPE, S_CHECKSUM, S_STAMP_NS, S_FRAME_INDEX, S_MEMORY = range(8)
 SLOT_WORDS = SLOT_ENTRY_BYTES // 8
@@ -169,6 +178,25 @@ def _shm_unlink(name: str) -> None:
         os.unlink(_shm_path(name))
 
 
+def _open_existing(name: str) -> int:
+    """Open an existing segment read-only, refusing what is not a plain segment file.
+
+    glibc's shm_open adds O_NOFOLLOW, so a symlink planted under the name fails with ELOOP: reported as
+    'segment_symlink' (named, not an internal error). O_NONBLOCK keeps a FIFO planted under the name from
+    blocking the caller forever; anything but a regular file is 'segment_not_regular'.
+    """
+    try:
+        fd = _shm_open(name, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RingError('segment_symlink', f'/dev/shm/{name} is a symbolic link; refusing to follow it') from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RingError('segment_not_regular', f'/dev/shm/{name} is not a regular shared-memory file')
+    return fd
+
+
 def segment_exists(name: str) -> bool:
     try:
         fd = _shm_open(validate_segment_name(name), os.O_RDONLY)
@@ -180,7 +208,7 @@ def segment_exists(name: str) -> bool:
 
 def inspect_segment(name: str) -> dict:
     """Read the header of an existing segment without keeping it mapped (diagnostics, stale detection)."""
-    fd = _shm_open(validate_segment_name(name), os.O_RDONLY)
+    fd = _open_existing(validate_segment_name(name))
     try:
         st = os.fstat(fd)
         if st.st_size < HEADER_BYTES:
@@ -222,10 +250,11 @@ class ShmRing:
     # ----------------------------------------------------------------------------------------- creation
     @classmethod
     def create(cls, name: str, layout: ContextLayout, num_slots: int = 3, session_id: int = 0,
-               payload_on_device: bool = False, prefault: bool = True) -> 'ShmRing':
+               payload_on_device: bool = False, prefault: bool = True, secret: int | None = None) -> 'ShmRing':
         """Create the segment (owner-only 0600), reclaiming a stale one of the same name; raise SegmentBusy
         if a live process owns it. `prefault` touches every page now so the first publishes are not slowed
-        by page faults (~100 ms at paper size, once)."""
+        by page faults (~100 ms at paper size, once). `secret` (128 bit, default random) identifies this
+        writer session to readers; it is stored only here, never sent."""
         validate_segment_name(name)
         if not isinstance(num_slots, int) or not 1 <= num_slots <= MAX_SLOTS:
             raise ValueError(f'num_slots must be an int in 1..{MAX_SLOTS}, got {num_slots!r}')
@@ -269,6 +298,8 @@ class ShmRing:
         h[H_SLOT_STRIDE] = slot_stride
         h[H_DATA_OFFSET] = HEADER_BYTES
         h[H_PAYLOAD_LOCATION] = PAYLOAD_ON_DEVICE if payload_on_device else PAYLOAD_IN_SEGMENT
+        secret = secrets.randbits(128) if secret is None else int(secret)
+        h[H_SECRET_LO], h[H_SECRET_HI] = secret & 0xFFFFFFFFFFFFFFFF, (secret >> 64) & 0xFFFFFFFFFFFFFFFF
         h[H_STATE] = STATE_LIVE
         h[H_MAGIC] = MAGIC          # last: a reader never sees a valid magic over a half-written header
         del h
@@ -279,6 +310,14 @@ class ShmRing:
         try:
             info = inspect_segment(name)
         except FileNotFoundError:
+            return
+        except RingError as e:
+            # A symlink or other non-segment file under our name: remove it if it is ours (shm_unlink
+            # removes the link itself, never its target); another user's we cannot and must not touch.
+            st = os.lstat(_shm_path(name))
+            if st.st_uid != os.geteuid() or stat.S_ISDIR(st.st_mode):
+                raise RingError(e.reason, f'{e}; owned by uid {st.st_uid}: remove /dev/shm/{name} by hand') from None
+            _shm_unlink(name)
             return
         if info['valid'] and info['alive'] and info['pid'] != os.getpid():
             raise SegmentBusy(f'shared-memory segment {name!r} belongs to live process pid {info["pid"]}; '
@@ -296,7 +335,7 @@ class ShmRing:
         """Map an existing segment read-only (reader side). Raises RingError with a reason code."""
         validate_segment_name(name)
         try:
-            fd = _shm_open(name, os.O_RDONLY)
+            fd = _open_existing(name)
         except FileNotFoundError:
             raise RingError('missing_segment', f'shared-memory segment {name!r} does not exist') from None
         except PermissionError:
@@ -330,6 +369,7 @@ class ShmRing:
         if int(h[H_HEADER_BYTES]) != HEADER_BYTES or int(h[H_DATA_OFFSET]) != HEADER_BYTES:
             raise RingError('bad_header', f'segment {self.name!r} has an unexpected header size')
         self.session_id = int(h[H_SESSION])
+        self.secret = int(h[H_SECRET_LO]) | (int(h[H_SECRET_HI]) << 64)
         self.num_slots = int(h[H_NUM_SLOTS])
         self.nbytes = int(h[H_NBYTES])
         self.slot_stride = int(h[H_SLOT_STRIDE])
@@ -428,8 +468,8 @@ class ShmRing:
     def still_named(self) -> bool:
         """True if the name still refers to this mapping's segment (not unlinked or replaced)."""
         try:
-            fd = _shm_open(self.name, os.O_RDONLY)
-        except (FileNotFoundError, PermissionError):
+            fd = _shm_open(self.name, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:        # gone, not ours, or something planted under the name (symlink: ELOOP)
             return False
         try:
             return os.fstat(fd).st_ino == self._inode

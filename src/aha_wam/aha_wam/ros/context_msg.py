@@ -26,9 +26,21 @@ _BITS = {'transport': 8, 'checksum_type': 8, 'slot': 32, 'num_slots': 32, 'num_l
 _STRINGS = ('segment_name', 'dtype')
 
 
+# Descriptors an executor's subscription keeps (and its ContextInbox holds) between two control updates.
+CONTEXT_QUEUE_DEPTH = 32
+
+
 def context_qos() -> QoSProfile:
-    """Reliable, keep last 1, transient local: a late-joining executor gets the newest descriptor at once."""
+    """Planner side: reliable, keep last 1, transient local (a late-joining executor gets the newest at once)."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def context_subscription_qos(depth: int = CONTEXT_QUEUE_DEPTH) -> QoSProfile:
+    """Executor side: as `context_qos` but keeping `depth` descriptors. Anyone on the domain can publish on
+    the topic; with depth 1, junk arriving between the planner's descriptor and the executor's next look
+    replaced it (flooding). Every queued descriptor is handed to a ContextInbox, which examines them all."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 

@@ -3,12 +3,12 @@
     python -m aha_wam.ros.context_stub write --transport shm --layout 8,36,2,128,float32 --count 20
     python -m aha_wam.ros.context_stub read  --count 20 --verify
 
-`write` publishes deterministic contexts (content = seeded random bytes XOR the version's low byte, so every
-byte changes between versions) through `ContextWriter` and descriptors on the context topic; `read`
-subscribes, reads each descriptor with `ContextReader`, checks the bytes against the same recipe and prints
-one JSON line per message plus a summary. The context's `stamp_ns` is the wall-clock time just before
-`publish()`, so the reader's `latency_ms` is publish -> usable-in-reader (same host, same clock). Used by
-the cross-process tests and by bench/context_channel.py.
+`write` publishes deterministic contexts (content = seeded random values, the low byte of every element XOR a
+per-version mask, so every element changes between versions) through `ContextWriter` and descriptors on the
+context topic; `read` subscribes, reads each descriptor with `ContextReader`, checks the bytes against the
+same recipe and prints one JSON line per message plus a summary. The context's `stamp_ns` is the wall-clock
+time just before `publish()`, so the reader's `latency_ms` is publish -> usable-in-reader (same host, same
+clock). Used by the cross-process tests and by bench/context_channel.py.
 
 Both roles shut down cleanly on SIGINT / SIGTERM (the writer unlinks its segment); `write --count 0`
 publishes until stopped.
@@ -46,16 +46,22 @@ def parse_layout(text: str) -> ContextLayout:
 
 
 class Content:
-    """Deterministic context bytes for (seed, version): one random base, XOR the version's low byte."""
+    """Deterministic context bytes for (seed, version): random finite values of the layout's dtype, with the
+    lowest byte of every element XOR a per-version mask (1..127: mantissa bits only in float32, float16 and
+    bfloat16, so every element changes between versions and none becomes NaN or inf, which readers reject)."""
 
     def __init__(self, layout: ContextLayout, seed: int):
         self.layout = layout
-        self.base = np.random.default_rng(seed).integers(0, 256, layout.nbytes, dtype=np.uint8)
+        g = torch.Generator().manual_seed(seed)
+        values = torch.randn(layout.numel, generator=g).to(layout.torch_dtype)
+        self.base = values.view(torch.uint8).numpy().copy()
+        self._low = self.base.reshape(layout.numel, layout.itemsize)[:, 0]   # little endian: the lowest byte
         self._buf = np.empty_like(self.base)
 
     def bytes_for(self, version: int, out: np.ndarray | None = None) -> np.ndarray:
         out = self._buf if out is None else out
-        np.bitwise_xor(self.base, np.uint8(version & 0xFF), out=out)
+        np.copyto(out, self.base)
+        np.bitwise_xor(self._low, np.uint8(version % 127 + 1), out=out.reshape(-1, self.layout.itemsize)[:, 0])
         return out
 
     def context(self, version: int, frame_index: int = 0) -> PlannerContext:
