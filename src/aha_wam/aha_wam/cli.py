@@ -150,6 +150,15 @@ def _offline_commands() -> dict:
 COMMANDS.update(_offline_commands())
 
 
+def _data_commands() -> dict:
+    """dataset import/export: defined in aha_wam.data.commands (lazy heavy imports)."""
+    from aha_wam.data.commands import COMMANDS as data
+    return data
+
+
+COMMANDS.update(_data_commands())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='aha-wam', description='AHA-WAM suite command line')
     sub = parser.add_subparsers(dest='command', required=True)
