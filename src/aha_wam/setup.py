@@ -44,6 +44,7 @@ setup(
             'aha-wam = aha_wam.cli:main',
             'context_probe = aha_wam.ros.context_probe:main',
             'bag_player = aha_wam.ros.bag_player:main',
+            'policy_manager = aha_wam.ros.policy_manager:main',
         ],
     },
 )

@@ -4,6 +4,7 @@
     aha-wam probe [--count N]    two processes exchange PlannerContext over DDS; every field is checked
     aha-wam demo                 the main end-to-end job (see README); prints a summary
     aha-wam up PROFILE [k:=v]    start a profile's node set (aha_wam.system) without `ros2 launch`
+    aha-wam eval-live ...        seeded episodes through the live node set (the README's "live" numbers)
 
 Each subcommand lives in one function below and is registered in COMMANDS. The CLI itself never imports
 rclpy: commands that need ROS start node processes.
@@ -86,6 +87,16 @@ def cmd_demo(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_eval_live(args) -> int:
+    """N seeded episodes through the live node set (separate processes, DDS, shared memory): success, rates."""
+    return subprocess.call([sys.executable, '-m', 'aha_wam.ros.eval_live', *args.rest])
+
+
+def _eval_live_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument('rest', nargs=argparse.REMAINDER,
+                   help='--checkpoint DIR --task NAME --episodes N --first-seed S --backend B --json PATH -v')
+
+
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--checkpoint', default='checkpoints/cpu', help='policy checkpoint directory')
     p.add_argument('--task', default='lift_box')
@@ -129,6 +140,7 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] 
                                     p.add_argument('--payload-bytes', type=int, default=1 << 20))),
     'demo': (cmd_demo, _demo_arguments),
     'up': (cmd_up, _up_arguments),
+    'eval-live': (cmd_eval_live, _eval_live_arguments),
 }
 
 
@@ -148,6 +160,15 @@ def _offline_commands() -> dict:
 
 
 COMMANDS.update(_offline_commands())
+
+
+def _interop_commands() -> dict:
+    """convert-official, embed-instructions: defined in aha_wam.interop.commands (lazy heavy imports)."""
+    from aha_wam.interop.commands import COMMANDS as interop
+    return interop
+
+
+COMMANDS.update(_interop_commands())
 
 
 def _data_commands() -> dict:

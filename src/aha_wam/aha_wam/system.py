@@ -164,8 +164,15 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
     """Planner and executor, when a checkpoint is given."""
     if not args['checkpoint']:
         return []
+    # The task travels by name: each node maps it through the checkpoint's own task table.
     common = {'checkpoint': args['checkpoint'], 'device': args['device'], 'use_sim_time': use_sim_time,
-              'task': TASKS.index(args['task'])}     # the policy's task table follows TASKS
+              'task': args['task']}
+    # planner and executor are managed nodes: policy_manager configures them (load, cached artefacts, warm-up),
+    # starts the episode in the simulator once both are ready, then activates them.
+    manager = NodeSpec(package='aha_wam', executable='policy_manager', name='policy_manager',
+                       module='aha_wam.ros.policy_manager',
+                       parameters={'start_episode': 'seed' in args,    # only the sim profile has episodes to start
+                                   'use_sim_time': use_sim_time})
     return [
         NodeSpec(package='aha_wam_planner', executable='planner_node', name='planner',
                  module='aha_wam_planner.planner_node', params_files=('config/planner.yaml',),
@@ -175,6 +182,7 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
                  module='aha_wam_executor.executor_node', params_files=('config/executor.yaml',),
                  parameters={**common, 'arms': _arms(args), 'denoise_steps': int(args['denoise_steps']),
                              'backend': args['backend']}),
+        manager,
     ]
 
 

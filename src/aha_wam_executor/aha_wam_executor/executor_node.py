@@ -1,11 +1,17 @@
-"""executor_node: latest context + image + both arms' joint states -> action chunk -> two JointTrajectories.
+"""executor_node: a managed (lifecycle) node around `aha_wam.runtime.ExecutorSession`.
 
-Thin ROS I/O around `aha_wam.runtime.ExecutorRuntime`. Subscription callbacks only fill latest-value
-caches; a control thread runs at `control_rate` with absolute deadlines: read the newest context through
-the channel, run one update (phase offset, OVCR, denoise, safety guard, hand-over at the action now due)
-and publish both arms' `JointTrajectory` with ONE common start stamp, an `ExecutorStatus`, predicted
-end-effector paths (MarkerArray) and diagnostics. When the policy cannot be trusted (no/stale context,
-stale image or joints, NaN or out-of-limit chunk, inference error) the arms hold their position.
+    configure   load the checkpoint, build the session on its backend (exported ONNX graphs are cached next to
+                the checkpoint, keyed by its content), one warm-up inference, subscribe and advertise
+    activate    start the control loop at `control_rate` (absolute deadlines, phase-locked to the camera)
+    deactivate  stop the loop and hold the arms at their measured position
+    cleanup     release the session (the shared-memory mapping, the backend)
+
+The node holds no model math and no schedule logic: callbacks fill latest-value caches and queue context
+descriptors; each control tick hands the newest observation and the time to `ExecutorSession.step` and
+publishes what it returns (both arms' JointTrajectory with one common start stamp, or a hold), plus
+ExecutorStatus, markers and diagnostics. The ClosedLoop of `aha-wam eval-sim` drives the same session.
+With `trace_dir` set, every tick's inputs and outputs are written there (aha_wam.runtime.trace), so a test
+can replay the node's own observation stream through a fresh session and compare.
 """
 from __future__ import annotations
 
@@ -18,136 +24,198 @@ import torch
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
-from rclpy.node import Node
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
-from aha_wam.checkpoint import load_checkpoint
-from aha_wam.context.channel import ContextReader, Rejection
-from aha_wam.export import make_backend
-from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, msg_to_descriptor
+from aha_wam.context.channel import Rejection
+from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_subscription_qos, msg_to_descriptor
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
-from ros_node_kit import declare_table as declare
-from ros_node_kit import run_node
-from aha_wam.runtime.executor_runtime import ExecutorRuntime, Freshness, Observation, Update
-from aha_wam.runtime.faults import Fault
+from aha_wam.runtime.executor_session import ExecutorOptions, Freshness, Observation, Update
 from aha_wam.runtime.rate import FrameClock, LatencyStats, RateMeter
-from aha_wam.runtime.safety import ChunkGuard
 from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
-
-from piper_core.layout import JOINT_NAMES  # noqa: E402
+from piper_core.layout import ARMS, JOINT_NAMES, split_arms
+from ros_node_kit import DeadlineLoop, ParameterError, declare_table, run_node
 
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
     'device': ('cpu', "torch device: 'cpu', 'cuda', 'cuda:N'"),
     'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
-                         'executor and simulator share the CPU, and idle OpenMP workers spin'),
-    'denoise_steps': (10, 'flow-matching Euler steps per chunk (1..64); Flash checkpoints use 1..4'),
+                         'executor and simulator share the CPU, and idle OpenMP workers spin', (0, 256)),
+    'denoise_steps': (10, 'flow-matching Euler steps per chunk; Flash checkpoints use 1..4', (1, 64)),
     'backend': ('torch', "executor inference backend: 'torch' (eager), 'torch_compile', 'cudagraph' (CUDA), "
                         "'onnxruntime', 'tensorrt' (CUDA + tensorrt package); one that cannot run here "
-                        'refuses at start, naming the missing package or device'),
-    'control_rate': (20.0, 'executor updates per second, Hz (1..200)'),
-    'max_frame_wait': (0.015, 's, 0..0.05: when the next camera frame is due within this, an update waits for '
-                              'it (phase lock to the camera: lower image-to-trajectory latency); 0 = never wait'),
-    'max_context_age': (1.0, 's (> 0): hold when the newest valid context is older'),
-    'max_image_age': (0.5, 's (> 0): hold when the newest image is older'),
-    'max_joint_state_age': (0.25, 's (> 0): hold when either arm state is older'),
+                        'refuses at configure, naming the missing package or device'),
+    'control_rate': (20.0, 'executor updates per second, Hz', (1.0, 200.0)),
+    'max_frame_wait': (0.015, 's: when the next camera frame is due within this, an update waits for it (phase '
+                              'lock to the camera: lower image-to-trajectory latency); 0 = never wait', (0.0, 0.05)),
+    'max_context_age': (1.0, 's: hold when the newest valid context is older', (0.001, 60.0)),
+    'max_image_age': (0.5, 's: hold when the newest image is older', (0.001, 60.0)),
+    'max_joint_state_age': (0.25, 's: hold when either arm state is older', (0.001, 60.0)),
     'arms': (['left', 'right'], 'arm namespaces, left first (action dims 0..6 and 7..13)'),
     'image_topic': ('/camera/ego/image_raw', 'ego camera, sensor_msgs/Image rgb8 or bgr8'),
     'context_topic': (CONTEXT_TOPIC, 'planner descriptor topic, aha_wam_msgs/PlannerContext'),
     'joint_state_topic': ('joint_states_single', 'per-arm joint states (relative to the arm namespace)'),
     'trajectory_topic': ('joint_trajectory', 'per-arm trajectory output (relative to the arm namespace)'),
-    'limit_tolerance': (0.06, 'rad, 0..0.2: chunks this close outside an arm joint limit are clamped to it; '
-                              'further out they are discarded and the arms hold'),
-    'gripper_limit_tolerance': (0.07, 'm, 0..0.1: gripper targets this far outside 0..0.07 m are clamped (the '
-                                      'driver clamps them too); further out the chunk is discarded'),
-    'task': (0, 'task id of the checkpoint task table (>= 0)'),
-    'seed': (0, 'seed of the denoising noise (reproducible runs)'),
+    'limit_tolerance': (0.06, 'rad: chunks this close outside an arm joint limit are clamped to it; further out '
+                              'they are discarded and the arms hold', (0.0, 0.2)),
+    'gripper_limit_tolerance': (0.07, 'm: gripper targets this far outside 0..0.07 m are clamped (the driver '
+                                      'clamps them too); further out the chunk is discarded', (0.0, 0.1)),
+    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id)"),
+    'seed': (0, 'seed of the denoising noise (reproducible runs)', (0, 2**31 - 1)),
     'publish_markers': (True, 'publish predicted end-effector paths on /aha_wam/markers'),
-    'marker_rate': (5.0, 'Hz (> 0), at most this many marker updates per second (rviz needs few; FK costs CPU)'),
+    'marker_rate': (5.0, 'Hz, at most this many marker updates per second (rviz needs few; FK costs CPU)',
+                    (0.1, 60.0)),
     'marker_frames': (['left_base_link', 'right_base_link'], 'frame_id of each arm base for the markers'),
-    'diagnostics_period': (1.0, 's (> 0) between /diagnostics messages'),
+    'diagnostics_period': (1.0, 's between /diagnostics messages', (0.05, 60.0)),
+    'autostart': (False, 'configure and activate by itself at start (without a lifecycle manager)'),
+    'trace_dir': ('', 'write every tick (inputs, clock, outputs) here for replay tests; empty = off'),
 }
 
 
 class ArmCache:
-    """Newest joint state of one arm: positions (7,) joint1..6 rad + gripper m, and its stamp."""
+    """Newest joint state of one arm: positions (7,) joint1..6 rad + gripper m, its stamp, the names seen."""
 
     def __init__(self):
         self.position: np.ndarray | None = None
         self.stamp_ns: int | None = None
+        self.names: list[str] = []
 
 
-class ExecutorNode(Node):
+class ExecutorNode(LifecycleNode):
     def __init__(self):
         super().__init__('executor')
-        p = self.params = declare(self, PARAMETERS)
+        p = self.params = declare_table(self, PARAMETERS)
         if not p['checkpoint']:
-            raise ValueError("parameter 'checkpoint' is empty: give the policy checkpoint directory")
-        if len(p['arms']) != 2:
-            raise ValueError(f"arms must name two namespaces (left, right), got {p['arms']}")
-        if not 1.0 <= p['control_rate'] <= 200.0:
-            raise ValueError(f"control_rate={p['control_rate']} Hz is outside 1..200")
-        if not 0.0 <= p['limit_tolerance'] <= 0.2:
-            raise ValueError(f"limit_tolerance={p['limit_tolerance']} is outside 0..0.2")
-        if not 0.0 <= p['gripper_limit_tolerance'] <= 0.1:
-            raise ValueError(f"gripper_limit_tolerance={p['gripper_limit_tolerance']} is outside 0..0.1")
-        if not 0.0 <= p['max_frame_wait'] <= 0.05:
-            raise ValueError(f"max_frame_wait={p['max_frame_wait']} s is outside 0..0.05")
-        if not p['marker_rate'] > 0:
-            raise ValueError(f"marker_rate={p['marker_rate']} Hz must be > 0")
-        if not 1 <= p['denoise_steps'] <= 64:
-            raise ValueError(f"denoise_steps={p['denoise_steps']} is outside 1..64")
-        if p['torch_threads'] > 0:
-            torch.set_num_threads(p['torch_threads'])
-        self.policy, provenance = load_checkpoint(p['checkpoint'], device=p['device'])
-        # Export / capture / engine build happen here, before the first update (BackendUnavailable if not here).
-        backend = make_backend(self.policy, p['backend'], steps=p['denoise_steps'])
-        self.runtime = ExecutorRuntime(
-            self.policy, steps=p['denoise_steps'], seed=p['seed'], task=p['task'], backend=backend,
-            guard=ChunkGuard(tolerance=p['limit_tolerance'], gripper_tolerance=p['gripper_limit_tolerance']),
-            freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']))
-        self.reader = ContextReader(max_age_s=p['max_context_age'], expected_layout=self.policy.planner.layout)
-        self.reader.prepare(self.policy.planner.layout)
-        self.get_logger().info(f"checkpoint {p['checkpoint']} ({self.policy.config.name}, "
-                               f"{provenance.get('steps', 0)} steps), backend {backend.describe()}, "
-                               f"{p['denoise_steps']} steps at {p['control_rate']} Hz, arms {p['arms']}")
-
+            raise ParameterError("checkpoint: empty; give the policy checkpoint directory")
+        if len(p['arms']) != len(ARMS):
+            raise ParameterError(f"arms: must name {len(ARMS)} namespaces (left, right), got {p['arms']}")
+        self.session = None
+        self._loop: DeadlineLoop | None = None
         self._lock = threading.Lock()
         self._image: tuple[np.ndarray, int] | None = None
         self._arms = [ArmCache() for _ in p['arms']]
-        self._descriptor: PlannerContext | None = None
-        self._planner_context = None
-        self._read_key = None                 # (session, version) of the descriptor last read
-        self._rejected_detail = ''
-        self._moving = False                  # a chunk was sent since the last hold
-        self.chunk_index = 0
+        self._entities = []                   # subscriptions / publishers made in configure
         self.rate = RateMeter()
         self.frames = FrameClock(p['max_frame_wait'])
-        self._next_marker = 0.0
         self.total_ms = LatencyStats()
         self.e2e_ms = LatencyStats()
         self.last_update: Update | None = None
         self.dropped = {'image': 0, 'joint_state': 0}
+        self._next_marker = 0.0
+        self.trace = None
+        if p['autostart']:
+            self._autostart = self.create_timer(0.0, self._on_autostart)
 
+    def _on_autostart(self) -> None:
+        self._autostart.cancel()
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # ---------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        p = self.params
+        t0 = time.monotonic()
+        try:
+            self._build_session()
+        except Exception as exc:   # a checkpoint, backend or task problem: one line, stay unconfigured
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            return TransitionCallbackReturn.FAILURE
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         cmd_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Image, p['image_topic'], self._on_image, sensor_qos)
-        self.create_subscription(PlannerContext, p['context_topic'], self._on_context, context_qos())
+        self._entities = [
+            self.create_subscription(Image, p['image_topic'], self._on_image, sensor_qos),
+            self.create_subscription(PlannerContext, p['context_topic'], self._on_context, context_subscription_qos()),
+        ]
         self.traj_pubs = []
         for i, arm in enumerate(p['arms']):
-            self.create_subscription(JointState, f"{arm}/{p['joint_state_topic']}",
-                                     lambda msg, i=i: self._on_joint_state(i, msg), sensor_qos)
+            self._entities.append(self.create_subscription(
+                JointState, f"{arm}/{p['joint_state_topic']}", lambda msg, i=i: self._on_joint_state(i, msg),
+                sensor_qos))
             self.traj_pubs.append(self.create_publisher(JointTrajectory, f"{arm}/{p['trajectory_topic']}", cmd_qos))
         self.status_pub = self.create_publisher(ExecutorStatus, '/aha_wam/executor/status', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '/aha_wam/markers', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._control_loop, name='executor_control', daemon=True)
-        self._worker.start()
+        self._entities += [*self.traj_pubs, self.status_pub, self.marker_pub, self.diag_pub,
+                           self.create_timer(p['diagnostics_period'], self._publish_diagnostics)]
+        self.get_logger().info(f'configured in {time.monotonic() - t0:.1f} s: {self._describe}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _build_session(self) -> None:
+        from aha_wam.runtime.build import load_policy, make_executor_session, resolve_task
+        p = self.params
+        if p['torch_threads'] > 0:
+            torch.set_num_threads(p['torch_threads'])
+        policy, provenance = load_policy(p['checkpoint'], device=p['device'])
+        options = ExecutorOptions(
+            steps=p['denoise_steps'], control_rate=p['control_rate'], seed=p['seed'],
+            task=resolve_task(provenance, p['task']),
+            freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']),
+            limit_tolerance=p['limit_tolerance'], gripper_limit_tolerance=p['gripper_limit_tolerance'])
+        self.session = make_executor_session(policy, provenance, options, backend=p['backend'],
+                                             threads=p['torch_threads'])
+        if p['trace_dir']:
+            from aha_wam.runtime.trace import TraceWriter
+            self.trace = TraceWriter(p['trace_dir'], options)
+        self._describe = (f"checkpoint {p['checkpoint']} ({policy.config.name}, {provenance.get('steps', 0)} steps), "
+                          f"backend {self.session.backend.describe()}, task {p['task']!r}, "
+                          f"{p['denoise_steps']} steps at {p['control_rate']} Hz, arms {p['arms']}")
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        mismatch = self._joint_name_mismatch()
+        if mismatch:
+            self.get_logger().error(mismatch)
+            return TransitionCallbackReturn.FAILURE
+        self.session.reset()
+        self._loop = DeadlineLoop(1.0 / self.params['control_rate'], self._tick, name='executor_control',
+                                  max_lag=1).start()
+        self.get_logger().info('active: control loop running')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_loop()
+        self._publish_hold(self._observation())
+        self.get_logger().info('inactive: arms hold')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_loop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop(5.0)
+            self._loop = None
+
+    def _release(self) -> None:
+        for entity in self._entities:
+            try:
+                entity.destroy() if hasattr(entity, 'destroy') else self.destroy_timer(entity)
+            except Exception:  # noqa: BLE001 - already gone during shutdown
+                pass
+        self._entities = []
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def _joint_name_mismatch(self) -> str:
+        """One line naming both name lists when an arm publishes names the policy cannot map, else ''."""
+        for arm, cache in zip(self.params['arms'], self._arms):
+            if cache.names and not set(JOINT_NAMES) <= set(cache.names):
+                return (f"{arm}/{self.params['joint_state_topic']}: joint names {cache.names} do not contain the "
+                        f"expected {list(JOINT_NAMES)} (an older piper_ros publishes joint0..joint6)")
+        return ''
 
     # ---------------------------------------------------------------------------------- callbacks
     def _on_image(self, msg: Image) -> None:
@@ -163,167 +231,113 @@ class ExecutorNode(Node):
 
     def _on_joint_state(self, index: int, msg: JointState) -> None:
         # piper_ros: names joint1..joint6, gripper; position[6] = total gripper opening (m).
+        cache = self._arms[index]
         try:
             by_name = dict(zip(msg.name, msg.position))
             position = np.array([by_name[n] for n in JOINT_NAMES], dtype=float)
         except KeyError as exc:
+            cache.names = list(msg.name)
             self.dropped['joint_state'] += 1
             self.get_logger().warning(f'dropping joint state without {exc}', throttle_duration_sec=5.0)
             return
         with self._lock:
-            arm = self._arms[index]
-            arm.position, arm.stamp_ns = position, stamp_to_ns(msg.header.stamp)
+            cache.position, cache.stamp_ns, cache.names = position, stamp_to_ns(msg.header.stamp), list(msg.name)
 
     def _on_context(self, msg: PlannerContext) -> None:
-        with self._lock:
-            self._descriptor = msg          # read in the control thread, not here
-
-    # ---------------------------------------------------------------------------------- control loop
-    def _control_loop(self) -> None:
-        period = 1.0 / self.params['control_rate']
-        deadline = time.monotonic()
-        while not self._stop.is_set():
-            self.frames.wait_if_imminent()        # phase lock: compute on a frame that is about to arrive
-            started = time.monotonic()
-            try:
-                self._update_once(period)
-            except Exception as exc:   # the loop must survive anything; the arms hold via staleness
-                if not self.context.ok():
-                    break              # shutting down (Ctrl-C / SIGTERM): publishers are gone
-                self.get_logger().error(f'control update failed: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=2.0)
-            now = time.monotonic()
-            self.total_ms.add((now - started) * 1e3)
-            # Absolute deadlines: one late update is absorbed by starting the next one at once (the rate
-            # holds); more than a whole period behind, the missed tick is dropped instead of bursting.
-            deadline += period
-            if now - deadline > period:
-                deadline = now
-            elif self._stop.wait(max(0.0, deadline - now)):
-                break
-
-    def _read_context(self) -> tuple[Fault, str, float]:
-        with self._lock:
-            msg = self._descriptor
-        if msg is None:
-            return Fault.NONE, '', 0.0
-        key = (msg.session_id, msg.version)
-        if key == self._read_key:
-            return Fault.NONE, '', 0.0
-        t0 = time.perf_counter()
         try:
-            result = self.reader.read(msg_to_descriptor(msg))
-        except Exception as exc:    # malformed message content: reject, keep the last good context
-            result = Rejection('bad_descriptor', f'{type(exc).__name__}: {exc}')
-        read_ms = (time.perf_counter() - t0) * 1e3
-        self._read_key = key
-        if isinstance(result, Rejection):
-            self._rejected_detail = str(result)
-            self.get_logger().warning(f'context rejected: {result}', throttle_duration_sec=2.0)
-            return Fault.CONTEXT_REJECTED, str(result), read_ms
-        self._planner_context = result
-        return Fault.NONE, '', read_ms
+            descriptor = msg_to_descriptor(msg)
+        except Exception as exc:   # malformed message content: counted, never raised
+            descriptor = Rejection('bad_descriptor', f'{type(exc).__name__}: {exc}')
+        session = self.session
+        if session is not None:
+            session.offer(descriptor)            # examined by the control thread at its next tick
 
+    # ---------------------------------------------------------------------------------- control tick
     def _observation(self) -> Observation | None:
         with self._lock:
             image, arms = self._image, [(a.position, a.stamp_ns) for a in self._arms]
-        if image is None:
-            return None
         ok = all(pos is not None for pos, _ in arms)
-        return Observation(image=image[0], image_stamp_ns=image[1],
+        return Observation(image=None if image is None else image[0],
+                           image_stamp_ns=0 if image is None else image[1],
                            proprio=np.concatenate([pos for pos, _ in arms]) if ok else None,
                            joint_stamps_ns=tuple(stamp for _, stamp in arms) if ok else ())
 
-    def _update_once(self, period: float) -> None:
-        t_start = time.perf_counter()
-        read_fault, read_detail, read_ms = self._read_context()
+    def _tick(self) -> None:
+        if not self.context.ok():
+            return
+        self.frames.wait_if_imminent()        # phase lock: compute on a frame that is about to arrive
         obs = self._observation()
         now_ns = self.get_clock().now().nanoseconds
-        update = self.runtime.update(self._planner_context, obs, now_ns)
-        update.faults |= read_fault
-        if read_detail:
-            update.detail = '; '.join(filter(None, [update.detail, read_detail]))
-        t_pub = time.perf_counter()
+        clock = time.monotonic_ns if self.trace is None else self.trace.clock()
+        update = self.session.step(obs, now_ns=now_ns, clock_ns=clock)
+        if self.trace is not None:
+            self.trace.tick(obs, now_ns, update, self.session.delivered)
         start_ns = 0
-        if update.handover is not None and not update.handover.empty:
+        if update.kind == 'chunk':
             start_ns = self._publish_chunk(update)
-            self.chunk_index += 1
-            self._moving = True
             self.e2e_ms.add((self.get_clock().now().nanoseconds - obs.image_stamp_ns) * 1e-6)
-        elif update.holding and self._moving:
-            self._publish_hold(obs)           # once per fault episode: stop where the arms are
-            self._moving = False
-        publish_ms = (time.perf_counter() - t_pub) * 1e3
-        total_ms = (time.perf_counter() - t_start) * 1e3
-        if total_ms > period * 1e3:
-            update.faults |= Fault.OVERRUN
+        elif update.kind == 'hold':
+            self._publish_commands(update.commands)
+        self.total_ms.add(update.total_ms)
         self.last_update = update
         self.rate.tick()
-        self._publish_status(update, obs, start_ns, read_ms, publish_ms, total_ms)
+        self._publish_status(update, obs, start_ns)
 
     # ---------------------------------------------------------------------------------- publishing
-    def _publish_chunk(self, update: Update) -> int:
-        h = update.handover
-        stamp = ns_to_stamp(h.start_ns)                    # one start stamp for both arms: they stay in step
-        times = h.times_from_start()
-        for i, pub in enumerate(self.traj_pubs):
+    def _publish_commands(self, commands) -> None:
+        """One JointTrajectory per arm; all arms carry the same header stamp, so they stay in step."""
+        for arm, pub in zip(ARMS, self.traj_pubs):
+            cmd = commands[arm]
             msg = JointTrajectory(joint_names=list(JOINT_NAMES))
-            msg.header.stamp = stamp
-            for t, q in zip(times, h.actions[:, 7 * i:7 * (i + 1)]):
+            msg.header.stamp = ns_to_stamp(cmd.start_ns)
+            for t, q in zip(cmd.times_s, cmd.positions):
                 sec = int(t)
-                msg.points.append(JointTrajectoryPoint(positions=q.tolist(), time_from_start=Duration(
-                    sec=sec, nanosec=int(round((t - sec) * 1e9)))))
+                msg.points.append(JointTrajectoryPoint(positions=[float(x) for x in q], time_from_start=Duration(
+                    sec=sec, nanosec=int(round((float(t) - sec) * 1e9)))))
             pub.publish(msg)
+
+    def _publish_chunk(self, update: Update) -> int:
+        self._publish_commands(update.commands)
         now = time.monotonic()
         if self.params['publish_markers'] and now >= self._next_marker:
             self._next_marker = now + 1.0 / self.params['marker_rate']
-            self._publish_markers(h.actions)
-        return h.start_ns
+            self._publish_markers(update.handover.actions)
+        return update.handover.start_ns
 
     def _publish_hold(self, obs: Observation | None) -> None:
-        """A one-point trajectory at the measured position, starting now (stamp 0): the arms stop."""
-        if obs is None or obs.proprio is None:
-            return     # nothing measured: the streamer already holds its last command
-        for i, pub in enumerate(self.traj_pubs):
-            msg = JointTrajectory(joint_names=list(JOINT_NAMES))
-            msg.points.append(JointTrajectoryPoint(positions=obs.proprio[7 * i:7 * (i + 1)].tolist(),
-                                                   time_from_start=Duration(sec=0, nanosec=0)))
-            pub.publish(msg)
+        if obs is not None and obs.proprio is not None and getattr(self, 'traj_pubs', None):
+            from aha_wam.runtime.commands import hold_commands
+            self._publish_commands(hold_commands(obs.proprio))
 
     def _publish_markers(self, actions: np.ndarray) -> None:
-        try:
-            from piper_core.sim.kinematics import fk_frames
-        except ImportError:
-            return
+        from piper_core.sim.kinematics import fk_frames
         markers = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
-        for i, frame in enumerate(self.params['marker_frames'][:2]):
-            m = Marker(ns=f'predicted_path/{self.params["arms"][i]}', id=i, type=Marker.LINE_STRIP,
-                       action=Marker.ADD)
-            m.header.frame_id = frame
+        for i, (arm, q7) in enumerate(split_arms(actions).items()):
+            m = Marker(ns=f'predicted_path/{self.params["arms"][i]}', id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
+            m.header.frame_id = self.params['marker_frames'][i]
             m.scale.x = 0.005
             m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.6, 1.0, 1.0) if i == 0 else (1.0, 0.5, 0.1, 1.0)
             m.pose.orientation.w = 1.0
-            for q in actions[:, 7 * i:7 * i + 6]:
+            for q in q7[:, :6]:
                 x, y, z = fk_frames(q)[-1][:3, 3]
                 m.points.append(Point(x=float(x), y=float(y), z=float(z)))
             markers.markers.append(m)
         self.marker_pub.publish(markers)
 
-    def _publish_status(self, u: Update, obs, start_ns: int, read_ms: float, publish_ms: float,
-                        total_ms: float) -> None:
+    def _publish_status(self, u: Update, obs, start_ns: int) -> None:
         s = ExecutorStatus()
         s.header.stamp = self.get_clock().now().to_msg()
-        if obs is not None:
+        if obs is not None and obs.image is not None:
             s.observation_stamp = ns_to_stamp(obs.image_stamp_ns)
         s.trajectory_start = ns_to_stamp(start_ns)
-        s.context_read_ms, s.ovcr_ms, s.denoise_ms = float(read_ms), float(u.ovcr_ms), float(u.denoise_ms)
-        s.publish_ms, s.total_ms = float(publish_ms), float(total_ms)
+        s.context_read_ms, s.ovcr_ms, s.denoise_ms = float(u.read_ms), float(u.ovcr_ms), float(u.denoise_ms)
+        s.publish_ms, s.total_ms = 0.0, float(u.total_ms)
         s.context_version, s.context_session_id = int(u.context_version), int(u.context_session_id)
         s.context_age_ms = float(u.context_age_ms) if np.isfinite(u.context_age_ms) else -1.0
         s.phase_offset = int(u.phase_offset)
         s.inference_delay = int(u.handover.first) if u.handover is not None else 0
-        s.denoise_steps = int(self.runtime.steps)
-        s.chunk_index = int(self.chunk_index)
+        s.denoise_steps = int(self.session.options.steps)
+        s.chunk_index = int(self.session.chunks)
         s.control_rate_hz = float(self.rate.rate())
         s.holding = bool(u.holding)
         s.fault_flags = int(u.faults)
@@ -331,27 +345,28 @@ class ExecutorNode(Node):
         self.status_pub.publish(s)
 
     def _publish_diagnostics(self) -> None:
+        if self.session is None:
+            return
         u = self.last_update
         p50, p95 = self.total_ms.percentiles(50, 95)
         e50, e95 = self.e2e_ms.percentiles(50, 95)
-        stats = self.reader.stats()
+        stats = self.session.reader.stats()
         level = 'stale' if u is None else ('warn' if u.holding else 'ok')
         self.diag_pub.publish(diagnostic_array(
             self.get_clock().now().to_msg(), f'aha_wam: {self.get_fully_qualified_name()}', level,
-            'no update yet' if u is None else (u.detail or f'{self.rate.rate():.1f} Hz'), {
+            'inactive' if self._loop is None else ('no update yet' if u is None else (u.detail or f'{self.rate.rate():.1f} Hz')), {
                 'control_rate_hz': f'{self.rate.rate():.2f}', 'update_ms_p50': f'{p50:.1f}',
                 'update_ms_p95': f'{p95:.1f}', 'image_to_trajectory_ms_p50': f'{e50:.1f}',
-                'image_to_trajectory_ms_p95': f'{e95:.1f}', 'chunks': self.chunk_index,
+                'image_to_trajectory_ms_p95': f'{e95:.1f}', 'chunks': self.session.chunks,
                 'faults': '' if u is None else ','.join(u.faults.names),
                 'contexts_accepted': stats['accepted'], 'contexts_rejected': stats['rejected'],
                 'rejections': {k: v for k, v in stats['rejections'].items() if v},
                 'dropped_images': self.dropped['image'], 'dropped_joint_states': self.dropped['joint_state']}))
 
-    def destroy_node(self):
-        self._stop.set()
-        self._worker.join(5.0)
-        self.reader.close()
-        super().destroy_node()
+    def close(self) -> None:
+        """run_node's cleanup: stop the loop and release the session even without a shutdown transition."""
+        self._stop_loop()
+        self._release()
 
 
 def main(argv=None) -> int:

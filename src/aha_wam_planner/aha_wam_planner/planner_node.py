@@ -1,9 +1,15 @@
-"""planner_node: ego image -> video-DiT prefill (rolling K/V memory) -> context channel + descriptor topic.
+"""planner_node: a managed (lifecycle) node around `aha_wam.runtime.PlannerSession`.
 
-Thin ROS I/O around `aha_wam.runtime.PlannerRuntime`: the image callback only stores the newest frame; a
-worker thread refreshes at `refresh_rate` (never inside a callback), writes the context through the
-shared-memory ring (or CUDA IPC / inline) and publishes the small `aha_wam_msgs/PlannerContext`.
-Service `~/reset_episode` (std_srvs/Trigger) clears the memory for a new episode.
+    configure   load the checkpoint, build the session (context channel writer: shared-memory ring, CUDA IPC or
+                inline; prefill on torch or onnxruntime, its ONNX graph cached next to the checkpoint), one
+                warm-up prefill, subscribe and advertise
+    activate    start refreshing at `refresh_rate` on the newest fresh image
+    deactivate  stop refreshing (the executor holds once the last context ages out)
+    cleanup     close the session (unlinks the shared-memory segment)
+
+The image callback only stores the newest frame; a worker thread refreshes (never inside a callback) and
+publishes the small `aha_wam_msgs/PlannerContext` descriptor. Service `~/reset_episode` (std_srvs/Trigger)
+clears the rolling memory for a new episode. The ClosedLoop of `aha-wam eval-sim` drives the same session.
 """
 from __future__ import annotations
 
@@ -12,93 +18,143 @@ import sys
 import threading
 import time
 
+import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from aha_wam.checkpoint import load_checkpoint
-from aha_wam.models.memory import KVMemory
-from aha_wam.context.channel import ContextWriter
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, descriptor_to_msg
 from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
-from ros_node_kit import declare_table as declare
-from ros_node_kit import run_node
-from aha_wam.runtime.planner_runtime import PlannerRuntime
+from aha_wam.runtime.planner_session import PlannerOptions
 from aha_wam.runtime.rate import LatencyStats, RateMeter
 from aha_wam_msgs.msg import PlannerContext
+from ros_node_kit import DeadlineLoop, declare_table, run_node
 
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
     'device': ('cpu', "torch device: 'cpu', 'cuda', 'cuda:N'"),
     'torch_threads': (1, 'CPU threads for torch intra-op parallelism (0 = torch default: all cores); planner, '
-                         'executor and simulator share the CPU, and idle OpenMP workers spin'),
-    'backend': ('torch', "prefill inference: 'torch' (eager) or 'onnxruntime' (CPU fast path, exported at start)"),
-    'refresh_rate': (2.0, 'planner refreshes per second, Hz (0.1..30); the paper refreshes every 2 chunks'),
-    'memory_size': (-1, 'past frames kept in the rolling K/V memory (0..16); -1 = the checkpoint config'),
+                         'executor and simulator share the CPU, and idle OpenMP workers spin', (0, 256)),
+    'backend': ('torch', "prefill inference: 'torch' (eager) or 'onnxruntime' (CPU fast path, graph cached)"),
+    'refresh_rate': (2.0, 'planner refreshes per second, Hz; the paper refreshes every 2 chunks', (0.1, 30.0)),
+    'memory_size': (-1, 'past frames kept in the rolling K/V memory; -1 = the checkpoint config', (-1, 16)),
     'transport': ('shm', "context transport: 'shm' (shared-memory ring), 'cuda_ipc' (same GPU), 'inline' (other host / bags)"),
-    'num_slots': (3, 'ring slots (3..16); >= 3 keeps torn-read retries rare'),
+    'num_slots': (3, 'ring slots; >= 3 keeps torn-read retries rare', (3, 16)),
     'image_topic': ('/camera/ego/image_raw', 'ego camera, sensor_msgs/Image rgb8 or bgr8'),
     'context_topic': (CONTEXT_TOPIC, 'descriptor topic, aha_wam_msgs/PlannerContext'),
-    'max_image_age': (0.5, 's (> 0): images older than this are not used for a refresh'),
-    'task': (0, 'task id of the checkpoint task table (>= 0)'),
-    'diagnostics_period': (1.0, 's (> 0) between /diagnostics messages'),
+    'max_image_age': (0.5, 's: images older than this are not used for a refresh', (0.001, 60.0)),
+    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id)"),
+    'diagnostics_period': (1.0, 's between /diagnostics messages', (0.05, 60.0)),
+    'autostart': (False, 'configure and activate by itself at start (without a lifecycle manager)'),
 }
 
 
-class PlannerNode(Node):
+class PlannerNode(LifecycleNode):
     def __init__(self):
         super().__init__('planner')
-        p = self.params = declare(self, PARAMETERS)
+        p = self.params = declare_table(self, PARAMETERS)
         if not p['checkpoint']:
-            raise ValueError("parameter 'checkpoint' is empty: give the policy checkpoint directory")
-        if not 0.1 <= p['refresh_rate'] <= 30.0:
-            raise ValueError(f"refresh_rate={p['refresh_rate']} Hz is outside 0.1..30")
-        if p['torch_threads'] > 0:
-            torch.set_num_threads(p['torch_threads'])
-        policy, provenance = load_checkpoint(p['checkpoint'], device=p['device'])
-        if p['memory_size'] > 16:
-            raise ValueError(f"memory_size={p['memory_size']} is outside 0..16 (-1 = checkpoint config)")
-        if p['memory_size'] >= 0:      # deployment override, e.g. the no-memory ablation
-            policy.planner.memory = KVMemory(p['memory_size'])
-        cfg = policy.config
-        domain = os.environ.get('ROS_DOMAIN_ID', '0')
-        self.writer = ContextWriter(
-            policy.planner.layout, node_name=self.get_name(), namespace=self.get_namespace(), domain_id=domain,
-            transport=p['transport'], num_slots=p['num_slots'], device=p['device'] if p['transport'] == 'cuda_ipc' else None,
-            frame_period=cfg.timing.video_stride / cfg.timing.control_hz, video_stride=cfg.timing.video_stride,
-            video_horizon=cfg.timing.window_steps, control_period=1.0 / cfg.timing.control_hz)
-        if p['backend'] not in ('torch', 'onnxruntime'):
-            raise ValueError(f"backend={p['backend']!r}: use 'torch' or 'onnxruntime'")
-        runner = None
-        if p['backend'] == 'onnxruntime':
-            from aha_wam.export.ort_backend import OnnxRuntimePrefill
-            runner = OnnxRuntimePrefill(policy, threads=max(1, p['torch_threads']),
-                                        max_entries=policy.planner.memory.max_entries)
-        self.runtime = PlannerRuntime(policy, self.writer, task=p['task'], prefill_runner=runner)
-        self.get_logger().info(
-            f"checkpoint {p['checkpoint']} ({cfg.name}, {provenance.get('steps', 0)} steps), transport "
-            f"{p['transport']} segment {self.writer.segment_name or '-'}, refresh {p['refresh_rate']} Hz, "
-            f"prefill backend {p['backend']}")
-
+            from ros_node_kit import ParameterError
+            raise ParameterError('checkpoint: empty; give the policy checkpoint directory')
+        self.session = None
+        self._loop: DeadlineLoop | None = None
         self._lock = threading.Lock()
         self._image = None            # (rgb, stamp_ns) of the newest frame
-        self._used_stamp = -1
+        self._entities = []
         self.rate = RateMeter()
         self.latency = LatencyStats()
         self.dropped_images = 0
-        self.skipped_stale = 0
+        if p['autostart']:
+            self._autostart = self.create_timer(0.0, self._on_autostart)
+
+    def _on_autostart(self) -> None:
+        self._autostart.cancel()
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # ---------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        from aha_wam.runtime.build import load_policy, make_planner_session, resolve_task
+        p = self.params
+        t0 = time.monotonic()
+        try:
+            if p['torch_threads'] > 0:
+                torch.set_num_threads(p['torch_threads'])
+            policy, provenance = load_policy(p['checkpoint'], device=p['device'])
+            options = PlannerOptions(refresh_rate=p['refresh_rate'], task=resolve_task(provenance, p['task']),
+                                     memory_size=p['memory_size'], max_image_age=p['max_image_age'])
+            self.session = make_planner_session(
+                policy, provenance, options, transport=p['transport'], node_name=self.get_name(),
+                namespace=self.get_namespace(), domain_id=os.environ.get('ROS_DOMAIN_ID', '0'),
+                num_slots=p['num_slots'], device=p['device'], backend=p['backend'], threads=p['torch_threads'])
+            self._warm_up(policy)
+        except Exception as exc:   # checkpoint, task, transport or export problem: one line, stay unconfigured
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            if self.session is not None:
+                self.session.close()
+                self.session = None
+            return TransitionCallbackReturn.FAILURE
         self.pub = self.create_publisher(PlannerContext, p['context_topic'], context_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(Image, p['image_topic'], self._on_image, image_qos)
-        self.create_service(Trigger, '~/reset_episode', self._on_reset)
-        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run, name='planner_refresh', daemon=True)
-        self._worker.start()
+        self._entities = [self.pub, self.diag_pub,
+                          self.create_subscription(Image, p['image_topic'], self._on_image, image_qos),
+                          self.create_service(Trigger, '~/reset_episode', self._on_reset),
+                          self.create_timer(p['diagnostics_period'], self._publish_diagnostics)]
+        w = self.session.writer
+        self.get_logger().info(
+            f"configured in {time.monotonic() - t0:.1f} s: checkpoint {p['checkpoint']} ({policy.config.name}, "
+            f"{provenance.get('steps', 0)} steps), task {p['task']!r}, transport {p['transport']} segment "
+            f"{w.segment_name or '-'}, refresh {p['refresh_rate']} Hz, prefill backend {p['backend']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _warm_up(self, policy) -> None:
+        """One prefill on a black frame (first-call allocations, graph warm-up), then a clean episode."""
+        enc = policy.config.encoder
+        runner = self.session.prefill_runner or policy
+        with torch.no_grad():
+            runner.prefill({'image': np.zeros((enc.image_height, enc.image_width, 3), np.uint8), 'step': 0})
+        self.session.reset()
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._loop = DeadlineLoop(self.session.options.period_ns * 1e-9, self._refresh_once, name='planner_refresh',
+                                  max_lag=1).start()
+        self.get_logger().info('active: refreshing')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_loop()
+        self.get_logger().info('inactive: no refreshes')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_loop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop(5.0)
+            self._loop = None
+
+    def _release(self) -> None:
+        for entity in self._entities:
+            try:
+                entity.destroy() if hasattr(entity, 'destroy') else self.destroy_timer(entity)
+            except Exception:  # noqa: BLE001 - already gone during shutdown
+                pass
+        self._entities = []
+        if self.session is not None:
+            self.session.close()      # unlinks the shared-memory segment
+            self.session = None
 
     # ---------------------------------------------------------------------------------- callbacks
     def _on_image(self, msg: Image) -> None:
@@ -113,65 +169,52 @@ class PlannerNode(Node):
 
     def _on_reset(self, request, response):
         with self._lock:
-            self.runtime.reset()
-            self._used_stamp = -1
+            if self.session is not None:
+                self.session.reset()
         response.success, response.message = True, 'planner memory cleared; next image is episode step 0'
         return response
 
     # ---------------------------------------------------------------------------------- worker
-    def _run(self) -> None:
-        period = 1.0 / self.params['refresh_rate']
-        deadline = time.monotonic()
-        while not self._stop.is_set():
-            deadline += period
-            self._refresh_once()
-            delay = deadline - time.monotonic()
-            if delay < 0:                       # overran: restart the grid instead of bursting
-                deadline = time.monotonic()
-            elif self._stop.wait(delay):
-                break
-
     def _refresh_once(self) -> None:
+        if not self.context.ok():
+            return
         with self._lock:
             frame = self._image
-        if frame is None or frame[1] == self._used_stamp:
+        if frame is None:
             return
         rgb, stamp_ns = frame
-        age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
-        if age > self.params['max_image_age']:
-            self.skipped_stale += 1
-            self.get_logger().warning(f'newest image is {age:.2f} s old: no refresh', throttle_duration_sec=5.0)
+        now_ns = self.get_clock().now().nanoseconds
+        if not self.session.usable(stamp_ns, now_ns):
             return
         try:
             with self._lock:      # serialise with reset_episode
-                descriptor = self.runtime.refresh(rgb, stamp_ns)
+                descriptor = self.session.refresh(rgb, stamp_ns, now_ns)
             msg = descriptor_to_msg(descriptor)
             msg.header.stamp = ns_to_stamp(stamp_ns)
             self.pub.publish(msg)
         except Exception as exc:   # one bad frame never kills the planner
             self.get_logger().error(f'refresh failed: {type(exc).__name__}: {exc}', throttle_duration_sec=2.0)
             return
-        self._used_stamp = stamp_ns
         self.rate.tick()
-        self.latency.add(self.runtime.last_latency_ms)
+        self.latency.add(self.session.last_latency_ms)
 
     def _publish_diagnostics(self) -> None:
+        if self.session is None:
+            return
         p50, p95 = self.latency.percentiles(50, 95)
         rate = self.rate.rate()
         level = 'ok' if rate > 0.5 * self.params['refresh_rate'] else ('warn' if rate > 0 else 'stale')
         self.diag_pub.publish(diagnostic_array(
             self.get_clock().now().to_msg(), f'aha_wam: {self.get_fully_qualified_name()}', level,
-            f'{rate:.2f} Hz refresh', {
+            'inactive' if self._loop is None else f'{rate:.2f} Hz refresh', {
                 'refresh_rate_hz': f'{rate:.2f}', 'prefill_ms_p50': f'{p50:.1f}', 'prefill_ms_p95': f'{p95:.1f}',
-                'refreshes': self.runtime.refreshes, 'version': self.writer.version,
-                'transport': self.params['transport'], 'segment': self.writer.segment_name,
-                'dropped_images': self.dropped_images, 'skipped_stale_images': self.skipped_stale}))
+                'refreshes': self.session.refreshes, 'version': self.session.writer.version,
+                'transport': self.params['transport'], 'segment': self.session.writer.segment_name,
+                'dropped_images': self.dropped_images, 'skipped_stale_images': self.session.skipped_stale}))
 
-    def destroy_node(self):
-        self._stop.set()
-        self._worker.join(5.0)
-        self.writer.close()      # unlinks the shared-memory segment
-        super().destroy_node()
+    def close(self) -> None:
+        self._stop_loop()
+        self._release()
 
 
 def main(argv=None) -> int:

@@ -20,9 +20,13 @@ from rclpy.executors import ExternalShutdownException
 from .params import ParameterError
 
 
-def make_executor():
-    """SingleThreadedExecutor; AHA_WAM_EXECUTOR=events tries rclpy's experimental EventsExecutor (in the
+def make_executor(threads: int = 1):
+    """SingleThreadedExecutor (MultiThreadedExecutor with `threads` > 1, for nodes whose callbacks wait on
+    their own service calls); AHA_WAM_EXECUTOR=events tries rclpy's experimental EventsExecutor (in the
     Kilted wheels here it received nothing from other processes and busy-spun, so it is opt-in only)."""
+    if threads > 1:
+        from rclpy.executors import MultiThreadedExecutor
+        return MultiThreadedExecutor(num_threads=int(threads))
     if os.environ.get('AHA_WAM_EXECUTOR', 'single') == 'events':
         try:
             from rclpy.experimental import EventsExecutor
@@ -43,7 +47,7 @@ def _absorb_further_interrupts() -> None:
             pass
 
 
-def run_node(make_node: Callable, label: str | None = None, argv=None) -> int:
+def run_node(make_node: Callable, label: str | None = None, argv=None, threads: int = 1) -> int:
     """Build the node with `make_node()`, spin it until shutdown, clean up; return the exit code above."""
     label = label or getattr(make_node, '__name__', 'node')
     rclpy.init(args=argv if argv is not None else sys.argv)
@@ -51,7 +55,7 @@ def run_node(make_node: Callable, label: str | None = None, argv=None) -> int:
     code = 0
     try:
         node = make_node()
-        executor = make_executor()
+        executor = make_executor(threads)
         executor.add_node(node)
         try:
             executor.spin()

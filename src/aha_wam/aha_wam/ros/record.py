@@ -2,8 +2,8 @@
 
 The only rclpy user of the learning code. For each episode it
   1. sets the piper_sim `task` / `seed` / `level` parameters and calls `sim/reset`;
-  2. plans the scripted expert on a ROS-free twin of the same seeded scene (aha_wam.eval.harness, the same
-     streamer semantics) and streams its 50 Hz command trajectory to `<arm>/joint_trajectory` with one common
+  2. plans the scripted expert on a ROS-free twin of the same seeded scene (aha_wam.runtime.recording on the
+     ClosedLoop, the same streamer semantics) and streams its 50 Hz command trajectory to `<arm>/joint_trajectory` with one common
      start stamp for both arms (the trajectory_streamer interpolates it at 200 Hz, as for the policy);
   3. records every message of the episode topics as it arrives (CDR bytes straight from rclpy, so the bag
      holds exactly what was on the wire): ego image, both arms' joint states, the commands the streamer sent
@@ -111,14 +111,8 @@ def _param(name, value) -> Parameter:
 
 def twin_plan(task: str, seed: int, level: str):
     """The expert's 50 Hz command trajectory on a ROS-free twin of the seeded scene: actions [T, 14]."""
-    from piper_core.sim.bimanual import BimanualPiperSim
-    from aha_wam.eval.harness import ExpertController, Schedule, run_episode
-    sim = BimanualPiperSim(task, level, seed=seed)
-    try:
-        result, episode = run_episode(sim, ExpertController(), task, seed, Schedule(camera_every=50), record=True,
-                                      post_success_s=0.3)
-    finally:
-        sim.close()
+    from aha_wam.runtime.recording import record_expert
+    result, episode = record_expert(task, seed, level=level, camera_rate=1.0, post_success_s=0.3)
     return episode.actions, result
 
 

@@ -128,6 +128,7 @@ class ExecutorSession:
         self._queue: collections.deque = collections.deque(maxlen=options.queue_depth)
         self._read_keys: collections.deque = collections.deque(maxlen=64)   # (session, version) examined
         self.context: PlannerContext | None = None
+        self.delivered: list = []
         self.reset(options.task, options.seed)
 
     # ------------------------------------------------------------------------------------------ episode
@@ -151,6 +152,7 @@ class ExecutorSession:
         pending = []
         while self._queue:
             pending.append(self._queue.popleft())
+        self.delivered = pending                    # what this tick examined, in arrival order (traces)
         fault, detail = Fault.NONE, ''
         for desc in reversed(pending):
             if isinstance(desc, Rejection):        # the owner could not even decode the message
