@@ -73,17 +73,28 @@ def save_checkpoint(policy, directory: str | os.PathLike, *, steps: int = 0, dat
                     overwrite: bool = False) -> Path:
     """Write `policy` (an AhaWamPolicy) to `directory`. `data` describes the training data (path, hash,
     episodes...), `steps` the optimizer steps taken; both go to provenance.json."""
+    state = {k: v.detach().to('cpu').contiguous() for k, v in policy.state_dict().items()}
+    return write_checkpoint(state, policy.config, policy.normalizer.stats(), directory, steps=steps, data=data,
+                            git_commit=git_commit, extra=extra, overwrite=overwrite,
+                            num_parameters=sum(p.numel() for p in policy.parameters()))
+
+
+def write_checkpoint(state: Mapping[str, torch.Tensor], config: AhaWamConfig, stats: Mapping[str, Any],
+                     directory: str | os.PathLike, *, steps: int = 0, data: Any = None,
+                     git_commit: str | None = None, extra: Mapping[str, Any] | None = None,
+                     overwrite: bool = False, num_parameters: int | None = None) -> Path:
+    """Write a checkpoint directory from a policy state dict (every tensor of AhaWamPolicy(config).state_dict(),
+    CPU, contiguous) without building the policy: converters of 7 B-parameter checkpoints use this."""
     out = Path(directory)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise CheckpointError(f'{out} exists and is not empty (pass overwrite=True to replace)')
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to('cpu').contiguous() for k, v in policy.state_dict().items()}
-    cfg_text = dump_config(policy.config)
+    cfg_text = dump_config(config)
     weights_tmp = out / (WEIGHTS_FILE + '.tmp')
-    save_file(state, str(weights_tmp), metadata={'format': FORMAT, 'format_version': str(FORMAT_VERSION)})
+    save_file(dict(state), str(weights_tmp), metadata={'format': FORMAT, 'format_version': str(FORMAT_VERSION)})
     os.replace(weights_tmp, out / WEIGHTS_FILE)
     _write_atomic(out / CONFIG_FILE, cfg_text)
-    _write_atomic(out / NORM_FILE, json.dumps(policy.normalizer.stats(), indent=2))
+    _write_atomic(out / NORM_FILE, json.dumps({k: list(stats[k]) for k in STAT_NAMES}, indent=2))
     commit, dirty = git_revision()
     provenance = {
         'format': FORMAT, 'format_version': FORMAT_VERSION,
@@ -91,7 +102,7 @@ def save_checkpoint(policy, directory: str | os.PathLike, *, steps: int = 0, dat
         'data': data, 'steps': int(steps),
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'torch_version': torch.__version__,
-        'num_parameters': sum(p.numel() for p in policy.parameters()),
+        'num_parameters': int(num_parameters) if num_parameters is not None else None,
         'weights_sha256': _sha256(out / WEIGHTS_FILE),
         'config_sha256': hashlib.sha256(cfg_text.encode('utf-8')).hexdigest(),
         'extra': dict(extra or {}),
@@ -180,7 +191,7 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
                                   f'{provenance["weights_sha256"][:12]}...: the file is corrupted or was replaced')
     state = _read_weights(weights_path)
 
-    policy = AhaWamPolicy(config)
+    policy, on_meta = _build_for_loading(AhaWamPolicy, config)
     expected = policy.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -199,9 +210,41 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
              for k, v in policy.state_dict().items() if state[k].dtype != v.dtype]
     if wrong:
         raise CheckpointError(f'{weights_path} dtype mismatch: ' + '; '.join(wrong[:8]))
-    policy.load_state_dict(state, strict=True)
+    if on_meta:
+        policy.load_state_dict(state, strict=True, assign=True)   # the checkpoint's tensors become the weights
+        _materialise_buffers(policy, saved_dtype)
+    else:
+        policy.load_state_dict(state, strict=True)
     _check_norm_stats(root / NORM_FILE, policy)
     return policy.to(device).eval(), provenance
+
+
+# Above this many parameters a policy is built on the meta device and takes the checkpoint's tensors as its
+# weights: building the official 7.35 B layout on the CPU first would allocate and initialise 29 GB in fp32.
+LARGE_MODEL_PARAMETERS = 200_000_000
+
+
+def _build_for_loading(policy_cls, config: AhaWamConfig):
+    with torch.device('meta'):
+        meta = policy_cls(config)
+    if sum(p.numel() for p in meta.parameters()) < LARGE_MODEL_PARAMETERS:
+        return policy_cls(config), False        # small: exactly as always (same init, same RNG use)
+    return meta, True
+
+
+def _materialise_buffers(policy, dtype: torch.dtype) -> None:
+    """Non-persistent buffers (not in the checkpoint) of a meta-built policy, recomputed on the CPU."""
+    from aha_wam.models.rope import pair_swap_matrix
+    for module in policy.modules():
+        reset = getattr(module, 'reset_buffers', None)
+        if callable(reset) and any(b.is_meta for b in module.buffers(recurse=False)):
+            reset()
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf.is_meta and name == 'rope_swap':
+                setattr(module, name, pair_swap_matrix(buf.shape[0]).to(dtype))
+    left = [name for name, buf in policy.named_buffers() if buf.is_meta]
+    if left:
+        raise CheckpointError(f'cannot materialise buffers {left[:4]} of a meta-built policy')
 
 
 def _check_norm_stats(path: Path, policy) -> None:
@@ -220,5 +263,5 @@ def _check_norm_stats(path: Path, policy) -> None:
             raise CheckpointError(f'{path} {name} disagrees with the normaliser stored in {WEIGHTS_FILE}')
 
 
-__all__ = ['CheckpointError', 'save_checkpoint', 'load_checkpoint', 'read_provenance', 'read_config',
-           'git_revision']
+__all__ = ['CheckpointError', 'save_checkpoint', 'write_checkpoint', 'load_checkpoint', 'read_provenance',
+           'read_config', 'git_revision']

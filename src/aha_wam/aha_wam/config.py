@@ -1,7 +1,9 @@
 """Model configurations: frozen dataclasses validated on construction, a named registry, YAML with overrides.
 
 Three sizes are registered: `tiny` (unit tests, seconds on CPU), `small` (CPU-trainable demo, meets the
-CPU latency targets) and `paper` (AHA-WAM dimensions; instantiate on the meta device to count parameters).
+CPU latency targets) and `paper` (AHA-WAM dimensions; instantiate on the meta device to count parameters),
+and the official checkpoint layouts `robotwin`, `robotwin_offset`, `ahawam_pretrained` (OFFICIAL_PRESETS,
+what `aha-wam convert-official --preset` writes).
 
 Numbers that describe time are set ONCE, in `TimingConfig`; everything else (RoPE time of a frame, the
 window a training sample spans) is derived from it, because a stride set twice is how a deploy config ended
@@ -49,6 +51,10 @@ class ImageEncoderConfig:
     downsample: int = 8            # power of two; one stride-2 conv stage per factor 2
     base_channels: int = 16
     trainable_with_policy: bool = False   # False: frozen inside the policy loss (trained on its own)
+    # kind 'wan22': the Wan2.2 VAE (diffusers AutoencoderKLWan) from a local diffusers `vae` directory or a
+    # single weights file, read when the encoder is first used; the environment variable AHA_WAM_WAN22_VAE
+    # overrides it (weights stay outside the checkpoint: the same 1.4 GB VAE serves every checkpoint).
+    weights: str | None = None
 
     def __post_init__(self):
         _positive('encoder', image_height=self.image_height, image_width=self.image_width,
@@ -556,6 +562,47 @@ def _paper() -> AhaWamConfig:
     )
 
 
+def _official(name: str, horizon_chunks: int, future_latent_frames: int, max_offset: int) -> AhaWamConfig:
+    """The official AHA-WAM 7.35 B layout (Silvernoon/AHA-WAM configs/model/ahawam.yaml): Wan2.2-TI2V-5B video
+    DiT, 1024-wide action DiT, 32 x 4096 OVCR queries, UMT5-XXL 128 x 4096 prompts, Wan2.2 VAE on the 384 x 320
+    three-camera composite (48 x 24 x 20 latents, 120 tokens), 6 history frames, RoPE frame = step // 8."""
+    return AhaWamConfig(
+        name=name,
+        encoder=ImageEncoderConfig(kind='wan22', image_height=384, image_width=320, latent_channels=48,
+                                   downsample=16, base_channels=160),
+        planner=PlannerConfig(hidden=3072, num_layers=30, num_heads=24, head_dim=128, ffn_dim=14336, freq_dim=256),
+        executor=ExecutorConfig(hidden=1024, ffn_dim=4096, freq_dim=256, head='linear'),
+        ovcr=OvcrConfig(num_queries=32, query_dim=4096, delta_hidden=None, query_residual=False),
+        memory=MemoryConfig(max_entries=6),
+        task=TaskConfig(text_dim=4096, text_tokens=128, num_tasks=0),
+        timing=TimingConfig(control_hz=50.0, video_stride=8, latent_stride=4, future_latent_frames=future_latent_frames,
+                            horizon_chunks=horizon_chunks, max_offset=max_offset, history_frames=6),
+    )
+
+
+def _robotwin() -> AhaWamConfig:
+    # SereneC/AHA-WAM-RoboTwin2.0 robotwin_ahawam.pt: the NON-offset task (configs/task/robotwin_ahawam.yaml):
+    # action horizon 64 = 4 chunks (RoPE positions 0..63), max_action_offset 0, 65-frame clips (2 future latents).
+    return _official('robotwin', horizon_chunks=4, future_latent_frames=2, max_offset=0)
+
+
+def _robotwin_offset() -> AhaWamConfig:
+    # configs/task/robotwin_ahawam_offset.yaml: horizon 80 = 5 chunks, max_action_offset 15 (the layout of the
+    # official deploy.yml; same tensor shapes as `robotwin`).
+    return _official('robotwin_offset', horizon_chunks=5, future_latent_frames=3, max_offset=15)
+
+
+def _ahawam_pretrained() -> AhaWamConfig:
+    # SereneC/AHA-WAM-Pretrained (RoboCOIN initialisation for real robots): the official real-robot deployment
+    # composes configs/deploy.yml = the offset task (horizon 80, offset 15); its camera/state contract is the
+    # official server's single front camera resized to 384 x 320 (see interop/contracts).
+    return _official('ahawam_pretrained', horizon_chunks=5, future_latent_frames=3, max_offset=15)
+
+
 register_config('tiny', _tiny)
 register_config('small', _small)
 register_config('paper', _paper)
+register_config('robotwin', _robotwin)
+register_config('robotwin_offset', _robotwin_offset)
+register_config('ahawam_pretrained', _ahawam_pretrained)
+OFFICIAL_PRESETS = ('robotwin', 'robotwin_offset', 'ahawam_pretrained')

@@ -1,8 +1,8 @@
 """Image encoders: ego frames (uint8 HWC RGB) -> latent grids [C, h, w] for the planner and OVCR.
 
 `ImageEncoder` is the interface; `ConvAutoencoder` is the project's small convolutional VAE (trained on its
-own with `loss`, then frozen inside the policy). A bigger encoder (Wan2.2's VAE with weights on disk) is
-plugged in with `register_image_encoder('wan22', factory)` and `encoder.kind: wan22` in the config.
+own with `loss`, then frozen inside the policy); `encoder.kind: wan22` is the official Wan2.2 VAE through
+diffusers (aha_wam.models.wan22, weights from a local path). Others plug in with `register_image_encoder`.
 Pixels are mapped to [-1, 1] only here, never by callers.
 """
 from __future__ import annotations
@@ -136,7 +136,12 @@ class ConvAutoencoder(ImageEncoder):
         self.latent_std.copy_(mean.std(dim=(0, 2, 3)).clamp_min(1e-4))
 
 
-IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], ImageEncoder]] = {'conv': ConvAutoencoder}
+def _wan22(config: ImageEncoderConfig) -> ImageEncoder:
+    from aha_wam.models.wan22 import Wan22Encoder      # late: wan22 imports this module (and diffusers on use)
+    return Wan22Encoder(config)
+
+
+IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], ImageEncoder]] = {'conv': ConvAutoencoder, 'wan22': _wan22}
 
 
 def register_image_encoder(kind: str, factory: Callable[[ImageEncoderConfig], ImageEncoder]) -> None:
