@@ -19,7 +19,17 @@ def _seeds(first: int, count: int) -> list[int]:
 # --------------------------------------------------------------------------------------------- record
 def cmd_record(args) -> int:
     """Record expert demonstrations: ROS-free closed loop (default, faster than real time) or live ROS topics
-    to one MCAP bag per episode (--ros)."""
+    to one MCAP bag per episode (--ros; --teleop: leader/follower teleoperation)."""
+    args.episodes_set = args.episodes is not None
+    args.episodes = 30 if args.episodes is None else args.episodes
+    if args.ros and args.teleop:           # leader/follower teleoperation on real arms (or the simulator)
+        cmd = [sys.executable, '-m', 'aha_wam.ros.teleop', '--out', args.out, '--task', args.tasks[0],
+               '--episodes', str(args.episodes if args.episodes_set else 0)]
+        if args.topic_map:
+            cmd += ['--topic-map', args.topic_map]
+        if args.instruction:
+            cmd += ['--instruction', args.instruction]
+        return subprocess.call(cmd)
     if args.ros:
         cmd = [sys.executable, '-m', 'aha_wam.ros.record', '--out', args.out, '--task', args.tasks[0],
                '--episodes', str(args.episodes), '--first-seed', str(args.first_seed), '--level', args.level]
@@ -38,7 +48,8 @@ def cmd_record(args) -> int:
 
 def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--tasks', nargs='+', default=list(TASK_NAMES), choices=TASK_NAMES)
-    p.add_argument('--episodes', type=int, default=30, help='episodes per task')
+    p.add_argument('--episodes', type=int, default=None, help='episodes per task (default 30; --teleop: '
+                                                               'exit after this many saved, default never)')
     p.add_argument('--first-seed', type=int, default=1000, help='demo seeds start here (eval uses 0..)')
     p.add_argument('--out', default='runs/demos')
     p.add_argument('--level', default='clean', choices=('clean', 'randomized'))
@@ -49,6 +60,12 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--perturb-prob', type=float, default=1.0, help='probability that an arm is perturbed in a phase')
     p.add_argument('--ros', action='store_true', help='record live ROS topics into MCAP bags')
     p.add_argument('--start-sim', action='store_true', help='with --ros: start piper_sim + streamer first')
+    p.add_argument('--teleop', action='store_true',
+                   help='with --ros: record leader/follower teleoperation (follower states, the leader commands '
+                        'the followers\' piper_ros drivers publish as joint_ctrl, every camera); start/stop/discard '
+                        'by the keyboard or the ~/start, ~/stop, ~/discard services')
+    p.add_argument('--topic-map', default=None, help='with --teleop: topic map (default aha_wam)')
+    p.add_argument('--instruction', default=None, help='with --teleop: instruction stored with each episode')
 
 
 # ------------------------------------------------------------------------------------------- training
