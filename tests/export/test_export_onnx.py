@@ -1,5 +1,5 @@
 """ONNX export + onnxruntime: the executor update (prepare graph, denoise step graph, unrolled denoise graph)
-and the planner prefill agree with eager torch within 1e-4 relative; the backend drives ExecutorRuntime."""
+and the planner prefill agree with eager torch within 1e-4 relative; the backend drives ExecutorSession."""
 from __future__ import annotations
 
 import numpy as np
@@ -97,8 +97,8 @@ def test_export_prefill_onnxruntime_matches_torch(tiny_policy):
 
 
 def test_export_runtime_update_with_onnxruntime_backend(tiny_policy):
-    """ExecutorRuntime(backend=...) produces the chunk of the default (eager) runtime."""
-    from aha_wam.runtime.executor_runtime import ExecutorRuntime, Observation
+    """ExecutorSession(backend=...) produces the chunk of the default (eager) session."""
+    from aha_wam.runtime.executor_session import ExecutorOptions, ExecutorSession, Observation
     from aha_wam.runtime.safety import PIPER_LOWER, PIPER_UPPER
     mid = np.tile((PIPER_LOWER + PIPER_UPPER) / 2, 2)
     tiny_policy.normalizer.set_stats({'state_mean': mid, 'state_std': np.ones(14), 'action_mean': mid,
@@ -110,8 +110,9 @@ def test_export_runtime_update_with_onnxruntime_backend(tiny_policy):
     now = 10**9 + 61_000_000
     chunks = []
     for backend in (None, make_backend(tiny_policy, 'onnxruntime', steps=4)):
-        runtime = ExecutorRuntime(tiny_policy, steps=4, seed=3, task=1, backend=backend)
-        out = runtime.update(context, obs, now_ns=now, clock_ns=lambda: now)
+        session = ExecutorSession(tiny_policy, ExecutorOptions(steps=4, seed=3, task=1), backend=backend)
+        session.context = context
+        out = session.step(obs, now_ns=now, clock_ns=lambda: now)
         assert not out.holding, out.detail
         assert out.phase_offset == 3
         chunks.append(out.chunk)

@@ -286,10 +286,11 @@ class AhaWamPolicy(nn.Module):
                 raise ValueError(f'planner context {name}={getattr(got, name)} does not match this policy '
                                  f'({getattr(want, name)}): context from a different model config?')
 
-    def prepare(self, context: PlannerContext, image: Any, proprio: Any, offset: int = 0) -> PreparedChunk:
+    def prepare(self, context: PlannerContext, image: Any, proprio: Any, offset: int = 0,
+                route: bool = True) -> PreparedChunk:
         """Everything loop-invariant for one chunk: encode the latest image, OVCR-edit the context, project
         task + proprio, action RoPE at chunk (offset // chunk). offset = control steps since the context's
-        observation (>= 0)."""
+        observation (>= 0). route=False skips OVCR (the no-OVCR ablation, an inference option)."""
         self._check_context(context)
         if int(offset) < 0:
             raise ValueError(f'offset must be >= 0 control steps since the context, got {offset}')
@@ -301,7 +302,7 @@ class AhaWamPolicy(nn.Module):
         state = self.normalizer.normalize_state(state.reshape(1, a))
         chunk_index = torch.tensor([int(offset) // self.config.executor.chunk_size], device=self.device)
         return self.executor.prepare(context.kv.unsqueeze(0).to(self.device), self.encode_image(image), state,
-                                     self._current_task(), chunk_index)
+                                     self._current_task(), chunk_index, route=route)
 
     def inference_sigmas(self, steps: int) -> torch.Tensor:
         key = (int(steps), self.device)

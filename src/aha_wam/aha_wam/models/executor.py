@@ -107,9 +107,10 @@ class ActionExecutor(nn.Module):
         self.ovcr = OvcrRouter(config) if config.ovcr.enabled else None
 
     def prepare(self, context_kv: torch.Tensor, obs_latent: torch.Tensor, proprio: torch.Tensor,
-                task_tokens: torch.Tensor, chunk_index: torch.Tensor) -> PreparedChunk:
+                task_tokens: torch.Tensor, chunk_index: torch.Tensor, route: bool = True) -> PreparedChunk:
         """context_kv [B, L, 2, T, H*D]; obs_latent [B, C, h, w] (latest image); proprio [B, A] normalised
-        chunk-start state; task_tokens [B, Nt, text_dim]; chunk_index [B] long (chunks since the frame)."""
+        chunk-start state; task_tokens [B, Nt, text_dim]; chunk_index [B] long (chunks since the frame).
+        route=False reads the planner context unedited (the no-OVCR ablation; the weights stay as they are)."""
         b = context_kv.shape[0]
         width = self.num_heads * self.head_dim
         if tuple(context_kv.shape[1:]) != (self.num_layers, 2, self.tokens_per_frame, width):
@@ -119,7 +120,7 @@ class ActionExecutor(nn.Module):
             raise ValueError(f'proprio must be [{b}, {self.action_dim}], got {tuple(proprio.shape)}')
         dtype = self.action_in.weight.dtype
         kv = context_kv.to(dtype)
-        if self.ovcr is not None:
+        if self.ovcr is not None and route:
             kv = self.ovcr(kv, obs_latent.to(dtype))
         # Contiguous once here, so that every denoise step concatenates from dense per-layer slices.
         heads = kv.unflatten(-1, (self.num_heads, self.head_dim)).permute(1, 2, 0, 4, 3, 5).contiguous()  # L2BHTD

@@ -62,6 +62,7 @@ class ExecutorOptions:
     queue_depth: int = 16                # descriptors kept between ticks (all examined)
     # ablations (aha-wam eval-sim --ablate): the trained weights stay as they are
     zero_offset: bool = False            # treat every context as taken with the newest image (phase offset 0)
+    ovcr: bool = True                    # False: read the planner context unedited (no OVCR routing)
 
     def __post_init__(self):
         if not 1 <= int(self.steps) <= 64:
@@ -118,6 +119,9 @@ class ExecutorSession:
         # prepare/denoise run on `backend` (aha_wam.export.make_backend: cudagraph, onnxruntime, tensorrt, ...)
         # with the policy's semantics; by default on the policy itself (eager torch).
         self.backend = policy if backend is None else backend
+        if not options.ovcr and self.backend is not policy and getattr(self.backend, 'name', '') != 'torch':
+            raise ValueError('the no-OVCR ablation (ovcr=False) runs on the eager torch backend only: the exported '
+                             'graphs contain the OVCR router')
         self.guard = ChunkGuard(tolerance=options.limit_tolerance, gripper_tolerance=options.gripper_limit_tolerance)
         self.reader = reader or ContextReader(max_age_s=options.freshness.max_context_age,
                                               expected_layout=policy.planner.layout)
@@ -240,7 +244,10 @@ class ExecutorSession:
         try:
             with torch.no_grad():
                 image = model_image(obs.image, *self.image_hw)
-                prepared = self.backend.prepare(context, image, obs.proprio, out.phase_offset)
+                if self.options.ovcr:
+                    prepared = self.backend.prepare(context, image, obs.proprio, out.phase_offset)
+                else:
+                    prepared = self.policy.prepare(context, image, obs.proprio, out.phase_offset, route=False)
                 t1 = clock_ns()
                 noise = torch.randn(1, self.chunk_size, self.policy.config.executor.action_dim,
                                     generator=self.generator).to(self.policy.device)
