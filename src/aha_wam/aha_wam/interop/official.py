@@ -254,17 +254,22 @@ def _policy_spec(config: AhaWamConfig) -> tuple[dict[str, tuple[tuple[int, ...],
 def convert_official(checkpoint: str | os.PathLike, stats: str | os.PathLike | Mapping[str, Any],
                      out_dir: str | os.PathLike, config: AhaWamConfig | str = 'robotwin', *,
                      dtype: torch.dtype | None = None, stats_key: str | None = None,
-                     overwrite: bool = False, vae_weights: str | None = None) -> Path:
+                     overwrite: bool = False, vae_weights: str | None = None, contract=None) -> Path:
     """Convert an official AHA-WAM checkpoint + its dataset_stats.json into a checkpoint directory.
 
     `config`: a preset name (robotwin, robotwin_offset, ahawam_pretrained) or an AhaWamConfig whose shapes match
     the checkpoint. `dtype`: the weights' dtype in the output (default: the checkpoint's). `vae_weights`:
-    recorded as encoder.weights (the Wan2.2 VAE stays outside the checkpoint). Returns the directory."""
+    recorded as encoder.weights (the Wan2.2 VAE stays outside the checkpoint). `contract`: the embodiment
+    contract written as embodiment.yaml (default: the preset's, interop.contract.default_contract).
+    Returns the directory."""
+    from aha_wam.interop.contract import check_contract, default_contract, write_contract
     cfg = get_config(config) if isinstance(config, str) else config
     if vae_weights is not None:
         import dataclasses
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, weights=str(vae_weights)))
     check_official_config(cfg)
+    contract = contract or default_contract(cfg)
+    check_contract(contract, cfg)
     ckpt = Path(checkpoint)
     stats_info: dict[str, Any]
     if isinstance(stats, Mapping):
@@ -305,6 +310,8 @@ def convert_official(checkpoint: str | os.PathLike, stats: str | os.PathLike | M
     extra_info = {'converted_from': source, 'dataset_stats': stats_info, 'converter': CONVERTER,
                   'official_repository': 'https://github.com/Silvernoon/AHA-WAM',
                   'not_carried_over': ['mot.action_branch_embedding[0] (unused by the official code)']}
-    return write_checkpoint(state, cfg, norm_stats, out_dir, steps=int(payload.get('step') or 0),
-                            data={'official_checkpoint': ckpt.name, 'dataset_stats': stats_info['file']},
-                            extra=extra_info, overwrite=overwrite, num_parameters=num_parameters)
+    out = write_checkpoint(state, cfg, norm_stats, out_dir, steps=int(payload.get('step') or 0),
+                           data={'official_checkpoint': ckpt.name, 'dataset_stats': stats_info['file']},
+                           extra=extra_info, overwrite=overwrite, num_parameters=num_parameters)
+    write_contract(contract, out)
+    return out

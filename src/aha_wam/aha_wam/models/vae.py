@@ -136,12 +136,8 @@ class ConvAutoencoder(ImageEncoder):
         self.latent_std.copy_(mean.std(dim=(0, 2, 3)).clamp_min(1e-4))
 
 
-def _wan22(config: ImageEncoderConfig) -> ImageEncoder:
-    from aha_wam.models.wan22 import Wan22Encoder      # late: wan22 imports this module (and diffusers on use)
-    return Wan22Encoder(config)
-
-
-IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], ImageEncoder]] = {'conv': ConvAutoencoder, 'wan22': _wan22}
+# 'wan22' (aha_wam.models.wan22) registers itself from aha_wam.models/__init__ (it imports this module).
+IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], ImageEncoder]] = {'conv': ConvAutoencoder}
 
 
 def register_image_encoder(kind: str, factory: Callable[[ImageEncoderConfig], ImageEncoder]) -> None:
