@@ -30,7 +30,7 @@ SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Reliab
 def node_process(kind, checkpoint, overrides_dir, **params):
     spec = NodeSpec(package=f'aha_wam_{kind}', executable=f'{kind}_node', name=kind,
                     module=f'aha_wam_{kind}.{kind}_node', params_files=(f'config/{kind}.yaml',),
-                    parameters={'checkpoint': checkpoint, **params})
+                    parameters={'checkpoint': checkpoint, 'autostart': True, **params})   # `ros2 run` alone
     return spawn_python('-u', '-m', spec.module, *spec.command_line(str(ROOT), str(overrides_dir)))
 
 
@@ -93,7 +93,9 @@ def spin_for(node, seconds):
 
 
 def shm_segments():
-    return {p.name for p in Path('/dev/shm').iterdir() if p.name.startswith('aha_wam')}
+    """This test session's context segments (named per ROS domain: other sessions on the machine differ)."""
+    domain = os.environ.get('ROS_DOMAIN_ID', '0')
+    return {p.name for p in Path('/dev/shm').iterdir() if p.name.startswith('aha_wam') and p.name.endswith(f'.d{domain}')}
 
 
 @pytest.mark.ros

@@ -24,7 +24,9 @@ SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliab
 
 
 def shm_segments():
-    return {p.name for p in Path('/dev/shm').iterdir() if p.name.startswith('aha_wam')}
+    """This test session's context segments (named per ROS domain: other sessions on the machine differ)."""
+    domain = os.environ.get('ROS_DOMAIN_ID', '0')
+    return {p.name for p in Path('/dev/shm').iterdir() if p.name.startswith('aha_wam') and p.name.endswith(f'.d{domain}')}
 
 
 def descendants(pid):

@@ -10,7 +10,8 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 import yaml
-from rcl_interfaces.srv import ListParameters
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import ListParameters, SetParameters
 
 from _support import spawn_python, stop
 from aha_wam import system
@@ -42,7 +43,7 @@ def declared(node, executor, spec, timeout=60.0) -> set[str]:
 @pytest.mark.ros
 def test_yaml_and_declared_parameters_agree(tiny_checkpoint, tmp_path):
     specs = system.nodes('sim', {'checkpoint': tiny_checkpoint})
-    assert {s.name for s in specs} == {'piper_sim', 'trajectory_streamer', 'planner', 'executor'}
+    assert {s.name for s in specs} == {'piper_sim', 'trajectory_streamer', 'planner', 'executor', 'policy_manager'}
     context = rclpy.Context()          # private: independent of any other test's rclpy state
     rclpy.init(context=context)
     node = rclpy.create_node('parameter_checker', context=context)
@@ -59,6 +60,17 @@ def test_yaml_and_declared_parameters_agree(tiny_checkpoint, tmp_path):
             undeclared = documented(spec) - names - IMPLICIT
             assert not missing_in_yaml, f'{spec.name}: declared but not in its YAML: {sorted(missing_in_yaml)}'
             assert not undeclared, f'{spec.name}: in its YAML but not declared: {sorted(undeclared)}'
+        # Declared ranges: rclpy itself refuses an out-of-range value (what `ros2 param set` relies on).
+        executor_spec = next(s for s in specs if s.name == 'executor')
+        client = node.create_client(SetParameters, f'{executor_spec.full_name}/set_parameters')
+        assert client.wait_for_service(timeout_sec=30)
+        for name, value in (('control_rate', 500.0), ('denoise_steps', 0), ('limit_tolerance', 0.5)):
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float) \
+                else ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+            future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+            rclpy.spin_until_future_complete(node, future, executor=executor, timeout_sec=20)
+            result = future.result().results[0]
+            assert not result.successful and ('range' in result.reason or 'bound' in result.reason), (name, result.reason)
     finally:
         for proc in procs:
             stop(proc)

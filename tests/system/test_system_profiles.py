@@ -46,7 +46,8 @@ def test_real_profile_gives_each_arm_its_own_namespace_and_can_port():
 
 def test_replay_plays_the_bag_on_sim_time_for_the_policy_nodes():
     specs = {s.name: s for s in system.nodes('replay', {'bag': '/data/ep0', 'checkpoint': '/ckpt', 'rate': '0.5'})}
-    assert set(specs) == {'bag_player', 'planner', 'executor'}
+    assert set(specs) == {'bag_player', 'planner', 'executor', 'policy_manager'}
+    assert specs['policy_manager'].parameters['start_episode'] is False      # a bag has no episode to start
     assert specs['bag_player'].parameters['bag'] == '/data/ep0' and specs['bag_player'].parameters['rate'] == 0.5
     assert specs['planner'].parameters['use_sim_time'] and specs['executor'].parameters['use_sim_time']
     with pytest.raises(ValueError, match='needs bag'):
@@ -102,9 +103,17 @@ def test_launch_support_compiles():
     py_compile.compile(str(ROOT / 'src' / 'aha_wam' / 'aha_wam' / 'ros' / 'launch.py'), doraise=True)
 
 
-def test_policy_task_ids_follow_the_training_task_table():
-    from aha_wam.data.episode import TASKS
-    assert system.TASKS == tuple(TASKS)
+def test_the_task_travels_by_name_and_the_checkpoint_table_resolves_it():
+    """Deployment and evaluation map task names to ids the same way: through the checkpoint's own table."""
+    from aha_wam.runtime.build import resolve_task, task_table
     for task in system.TASKS:
-        planner = [s for s in system.nodes('sim', {'checkpoint': '/c', 'task': task}) if s.name == 'planner'][0]
-        assert planner.parameters['task'] == TASKS.index(task)
+        for spec in system.nodes('sim', {'checkpoint': '/c', 'task': task}):
+            if spec.name in ('planner', 'executor'):
+                assert spec.parameters['task'] == task
+    provenance = {'extra': {'tasks': ['place_cube_in_bowl', 'lift_box']}}
+    assert task_table(provenance) == {'place_cube_in_bowl': 0, 'lift_box': 1}
+    assert resolve_task(provenance, 'lift_box') == 1 and resolve_task(provenance, '0') == 0
+    with pytest.raises(ValueError, match="unknown task 'fold_towel'.*place_cube_in_bowl, lift_box"):
+        resolve_task(provenance, 'fold_towel')
+    with pytest.raises(ValueError, match='outside the checkpoint task table'):
+        resolve_task(provenance, 5)

@@ -170,7 +170,7 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
     # planner and executor are managed nodes: policy_manager configures them (load, cached artefacts, warm-up),
     # starts the episode in the simulator once both are ready, then activates them.
     manager = NodeSpec(package='aha_wam', executable='policy_manager', name='policy_manager',
-                       module='aha_wam.ros.policy_manager',
+                       module='aha_wam.ros.policy_manager', params_files=('config/policy_manager.yaml',),
                        parameters={'start_episode': 'seed' in args,    # only the sim profile has episodes to start
                                    'use_sim_time': use_sim_time})
     return [
