@@ -120,3 +120,22 @@ def test_presets_have_the_official_parameter_count_on_the_meta_device(fixture):
     rt = get_config('robotwin')
     assert (rt.horizon, rt.timing.max_offset, rt.tokens_per_frame) == (64, 0, 120)
     assert (get_config('robotwin_offset').horizon, get_config('robotwin_offset').timing.max_offset) == (80, 15)
+
+
+def test_large_checkpoints_load_through_the_meta_device(files, monkeypatch):
+    """Above checkpoint.LARGE_MODEL_PARAMETERS the policy is built on the meta device and takes the file's
+    tensors (no fp32 CPU copy of 7.35 B parameters); forced here on the tiny model: same weights, same outputs."""
+    from aha_wam import checkpoint
+    root, _, meta = files
+    out = convert_official(root / 'ckpt.pt', root / 'dataset_stats.json', root / 'c', tiny_official_config(meta),
+                           dtype=torch.bfloat16)
+    normal, _ = load_checkpoint(out)
+    monkeypatch.setattr(checkpoint, 'LARGE_MODEL_PARAMETERS', 0)
+    big, _ = load_checkpoint(out)
+    assert not any(t.is_meta for t in list(big.parameters()) + list(big.buffers()))
+    for (k, a), (_, b) in zip(normal.state_dict().items(), big.state_dict().items()):
+        assert a.dtype == b.dtype and torch.equal(a, b), k
+    assert big.planner.rope_swap.dtype == torch.bfloat16 and torch.equal(big.planner.rope_swap, normal.planner.rope_swap)
+    tensors, _ = load_fixture()
+    latent, text = tensors['in/latent_prefill0'].bfloat16(), tensors['in/context']
+    assert torch.equal(big.planner.prefill(latent, text, 0).kv, normal.planner.prefill(latent, text, 0).kv)
