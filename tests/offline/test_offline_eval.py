@@ -3,11 +3,13 @@ and internal consistency with an untrained tiny checkpoint.
 
 Headline case (_offline_support): a real tiny policy whose every action is clamped by the executor's guard to
 P14 (each joint at its upper limit); the bag's arms rest at P14, its commands are P14 - OFFSET - SLOPE*k with
-the grippers closing at step 50. With the default schedule (planner every 25 steps, +40 ms; executor every 4
-steps, 15 + 3*steps ms) and images every 3 steps, everything below follows by hand:
-  - the first update with a context is at step 4 (80 ms) on the image of step 3; with 2 denoising steps the
-    chunk is ready at 101 ms and handed over from action ceil((101-60)/20) = 3, i.e. it starts at 120 ms:
-    steps 6..99 are evaluated (94 steps);
+the grippers closing at step 50. With the deployed schedule and modelled latency (planner 2 Hz, +40 ms; executor
+20 Hz phase-locked to frames due within 15 ms, 15 + 3*steps ms) and images every 3 steps (60 ms), everything
+below follows by hand:
+  - t=0: the planner refreshes on frame 0 (context ready at 40 ms); the executor's tick at 0 has no context;
+  - its 50 ms tick waits for the frame due at 60 ms and runs on it: phase offset 3, with 2 denoising steps the
+    chunk is ready at 81 ms and handed over from action ceil(21/20) = 2, i.e. it starts at 100 ms:
+    steps 5..99 are evaluated (95 steps);
   - predicted = P14 at every step, so error = OFFSET + SLOPE*k exactly; gripper error 0.07 m from step 50;
   - the chunk delay is (image age in steps) + 2; the context age at update k is k*20 ms minus the stamp of the
     newest delivered refresh's image.
@@ -48,14 +50,30 @@ def _strip_timing(summary: dict) -> dict:
     return s
 
 
+def schedule_by_hand(end_ms=1980, frame_ms=60, tick_ms=50, wait_ms=15, refresh_ms=500, planner_lat_ms=40):
+    """Executor start times, the frame each used, and its context age (ms) -- the deployed schedule's rules:
+    ticks on a 50 ms grid, each one waiting for a frame due within 15 ms; refreshes every 500 ms on the newest
+    frame, readable 40 ms later."""
+    refreshes = [(t + planner_lat_ms, frame_ms * (t // frame_ms)) for t in range(0, end_ms + 1, refresh_ms)]
+    starts, images, ages = [], [], []
+    for tick in range(0, end_ms + 1, tick_ms):
+        upcoming = frame_ms * math.ceil(tick / frame_ms)
+        start = upcoming if 0 < upcoming - tick <= wait_ms else tick
+        ready = [stamp for when, stamp in refreshes if when <= start]
+        starts.append(start)
+        images.append(frame_ms * (start // frame_ms))
+        ages.append(start - ready[-1] if ready else None)
+    return starts, images, ages
+
+
 def test_offline_exact_metrics_report_and_renamed_sqlite(clamped, tmp_path):
     bag = write_bag(tmp_path / 'ours_mcap', meta={'task': 'lift_box'})
     out = tmp_path / 'report'
     s = evaluate_bags([bag], clamped, out=str(out), steps=STEPS)
     b = s['bags'][0]
-    k = np.arange(6, 100)
-    assert (b['control_steps'], b['evaluated_steps']) == (100, 94)
-    assert b['first_command_s'] == pytest.approx(0.12)
+    k = np.arange(5, 100)
+    assert (b['control_steps'], b['evaluated_steps']) == (100, 95)
+    assert b['first_command_s'] == pytest.approx(0.10)
     err = OFFSET[None, :] + SLOPE[None, :] * k[:, None]
     err[k >= GRIPPER_CLOSE_STEP, 6] = err[k >= GRIPPER_CLOSE_STEP, 13] = 0.07
     ae = b['action_error']
@@ -63,25 +81,21 @@ def test_offline_exact_metrics_report_and_renamed_sqlite(clamped, tmp_path):
         assert ae['per_joint'][name]['mse'] == pytest.approx(np.mean(err[:, d] ** 2), rel=1e-9, abs=1e-15)
         assert ae['per_joint'][name]['max'] == pytest.approx(err[:, d].max(), rel=1e-9, abs=1e-15)
     assert ae['per_arm']['left']['joints_mse'] == pytest.approx(np.mean(err[:, :6] ** 2), rel=1e-9)
-    assert ae['per_arm']['right']['gripper_mse'] == pytest.approx(50 / 94 * 0.07 ** 2, rel=1e-9)
+    assert ae['per_arm']['right']['gripper_mse'] == pytest.approx(50 / 95 * 0.07 ** 2, rel=1e-9)
     # every chunk is P14: no discontinuity; the recorded close is missed
+    starts, images, ages = schedule_by_hand()
     cd = b['chunk_discontinuity']
-    assert cd['switches'] == 23 and cd['left']['joints_max_abs_max'] == 0.0 and cd['right']['gripper_max'] == 0.0
+    assert cd['switches'] == len(starts) - 2 and cd['left']['joints_max_abs_max'] == 0.0
+    assert cd['right']['gripper_max'] == 0.0
     for arm in ('left', 'right'):
         g = b['gripper_timing'][arm]
         assert (g['recorded_events'], g['matched'], g['missed'], g['predicted_events']) == (1, 0, 1, 0)
-    # delays and context ages from the schedule
-    updates = list(range(4, 100, 4))
-    delays = [(u - 3 * (u // 3)) + 2 for u in updates]
-    assert b['inference_delay_steps']['count'] == 24
+    # delays and context ages from the schedule (the first update has no context yet)
+    delays = [math.ceil((s + 21 - i) / 20) for s, i in zip(starts[1:], images[1:])]
+    assert b['inference_delay_steps']['count'] == len(starts) - 1 == 39
     assert b['inference_delay_steps']['mean'] == pytest.approx(np.mean(delays))
-
-    def age(u):
-        refresh = max(r for r in (0, 25, 50, 75) if r + 2 <= u)
-        return (u - 3 * (refresh // 3)) * 20.0
-    ages = [age(u) for u in updates]
-    assert b['context_age_ms']['mean'] == pytest.approx(np.mean(ages))
-    assert (b['context_age_ms']['min'], b['context_age_ms']['max']) == (min(ages), max(ages))
+    assert b['context_age_ms']['mean'] == pytest.approx(np.mean(ages[1:]))
+    assert (b['context_age_ms']['min'], b['context_age_ms']['max']) == (min(ages[1:]), max(ages[1:]))
     assert b['executor']['faults'] == {'NO_CONTEXT': 1} and b['executor']['refreshes'] == 4
     # end-effector paths: FK of P14 against FK of the recorded commands
     from piper_core.sim.kinematics import fk_frames
@@ -100,7 +114,7 @@ def test_offline_exact_metrics_report_and_renamed_sqlite(clamped, tmp_path):
     assert _png_size(out / 'latency.png') == PLOT_SIZES['latency']
     md = (out / 'report.md').read_text()
     assert 'Action error' in md and '![latency.png](latency.png)' in md
-    assert json.loads((out / 'summary.json').read_text())['bags'][0]['evaluated_steps'] == 94
+    assert json.loads((out / 'summary.json').read_text())['bags'][0]['evaluated_steps'] == 95
 
     # the same content with AgileX topic names (gripper named joint7) in a sqlite3 bag, through the map
     agilex = load_topic_map('agilex')
@@ -115,21 +129,23 @@ def test_offline_tiny_checkpoint_internal_consistency(tiny_checkpoint, tmp_path)
     """Untrained weights: every evaluated predicted arm-joint command is the newest started chunk sampled at that
     time (the streamer plays chunks as handed over; grippers are excluded: the untrained chunks jitter faster
     than the 0.1 m/s gripper rate limit), and the reported MSE is the one of those arrays."""
-    from aha_wam.checkpoint import load_checkpoint
-    from aha_wam.eval.harness import Schedule
-    from aha_wam.offline import metrics as M
     from aha_wam.data.rosbag import read_bag
-    from aha_wam.offline.replay import ReplayController, replay_bag
+    from aha_wam.eval.run import PolicyAgentFactory, Variant
+    from aha_wam.offline import metrics as M
+    from aha_wam.offline.replay import replay_bag
     from aha_wam.runtime.safety import PIPER_LOWER, PIPER_UPPER
+    from aha_wam.runtime.schedule import LoopSchedule
     mid = np.tile((PIPER_LOWER + PIPER_UPPER) / 2, 2)
     bag = write_bag(tmp_path / 'mid', steps=60, proprio=mid)
-    policy, _ = load_checkpoint(tiny_checkpoint)
-    rec = read_bag(bag, image_hw=(policy.config.encoder.image_height, policy.config.encoder.image_width))
-    ctrl = ReplayController(policy, STEPS, Schedule(), None)
+    schedule = LoopSchedule.deployed(latency='modelled')
+    make = PolicyAgentFactory(Variant('full', 'test', str(tiny_checkpoint), STEPS), schedule)
+    cfg = make.policy.config
+    rec = read_bag(bag, image_hw=(cfg.encoder.image_height, cfg.encoder.image_width))
+    agent = make()
     try:
-        r = replay_bag(rec, ctrl, 'lift_box', seed=3)
+        r = replay_bag(rec, agent, 'lift_box', schedule, seed=3, task_ids=make.task_ids)
     finally:
-        ctrl.close()
+        agent.close()
     assert r.chunks and r.active.sum() > 30
     for k in np.flatnonzero(r.active):
         started = [c for c in r.chunks if c['t_start'] <= r.t[k] + 1e-9]

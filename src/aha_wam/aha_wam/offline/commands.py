@@ -11,19 +11,21 @@ def cmd_eval_bag(args) -> int:
     """Offline evaluation: replay recorded bags through planner + executor on the bag's clock; metrics + report."""
     import torch
     from aha_wam.checkpoint import CheckpointError
-    from aha_wam.eval.harness import Schedule
+    from aha_wam.runtime.schedule import LoopSchedule
     from aha_wam.data.rosbag import BagError
     from aha_wam.offline.evaluate import SetupError, evaluate_bags
     from aha_wam.data.topic_map import TopicMapError, load_topic_map
     torch.set_num_threads(max(1, int(args.threads)))
-    schedule = Schedule(planner_every=args.planner_every, executor_every=args.executor_every,
-                        planner_latency_ms=args.planner_latency_ms, executor_fixed_ms=args.executor_fixed_ms,
-                        executor_step_ms=args.executor_step_ms)
+    overrides = {k: v for k, v in (('control_rate', args.control_rate), ('refresh_rate', args.refresh_rate),
+                                   ('stream_rate', args.stream_hz)) if v}
+    schedule = LoopSchedule.deployed(latency=args.latency, planner_latency_ms=args.planner_latency_ms,
+                                     executor_fixed_ms=args.executor_fixed_ms,
+                                     executor_step_ms=args.executor_step_ms, **overrides)
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
     try:
         tmap = load_topic_map(args.topic_map)
         s = evaluate_bags(args.bags, args.checkpoint, args.out, tmap, steps=args.steps, task=args.task,
-                          seed=args.seed, schedule=schedule, stream_hz=args.stream_hz, plots=not args.no_plots,
+                          seed=args.seed, schedule=schedule, plots=not args.no_plots,
                           log=log, backend=args.backend)
     except (BagError, TopicMapError, CheckpointError, SetupError) as exc:
         print(f'aha-wam eval-bag: error: {exc}', file=sys.stderr)
@@ -46,14 +48,17 @@ def add_arguments(p) -> None:
     p.add_argument('--steps', type=int, default=None, help='denoising steps (default: the checkpoint config)')
     p.add_argument('--task', default=None, help='task name when the bag metadata has none')
     p.add_argument('--seed', type=int, default=0, help='executor noise seed (same seed, same result)')
-    p.add_argument('--planner-every', type=int, default=25, help='control steps between planner refreshes')
-    p.add_argument('--executor-every', type=int, default=4, help='control steps between executor updates')
+    p.add_argument('--latency', default='modelled', choices=('modelled', 'measured'),
+                   help='planner/executor latency on the replay clock: fixed (deterministic metrics, default) or '
+                        'measured on this machine')
+    p.add_argument('--control-rate', type=float, default=None, help='executor rate, Hz (default: config/executor.yaml)')
+    p.add_argument('--refresh-rate', type=float, default=None, help='planner rate, Hz (default: config/planner.yaml)')
     p.add_argument('--planner-latency-ms', type=float, default=40.0, help='modelled planner latency')
     p.add_argument('--executor-fixed-ms', type=float, default=15.0, help='modelled executor latency, fixed part')
     p.add_argument('--executor-step-ms', type=float, default=3.0, help='modelled executor latency per denoise step')
     p.add_argument('--backend', default='torch',
                    help="executor backend as in the executor node: torch (default), onnxruntime, torch_compile, ...")
-    p.add_argument('--stream-hz', type=float, default=200.0, help='trajectory streamer rate')
+    p.add_argument('--stream-hz', type=float, default=None, help='trajectory streamer rate, Hz (default: its YAML)')
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--no-plots', action='store_true', help='JSON + Markdown only')
     p.add_argument('--verbose', action='store_true', help='one JSON line per bag on stderr')

@@ -10,7 +10,7 @@ import numpy as np
 
 from aha_wam.offline import metrics as M
 from aha_wam.data.rosbag import BagError, read_bag
-from aha_wam.offline.replay import Replay, ReplayController, replay_bag
+from aha_wam.offline.replay import Replay, replay_bag
 from aha_wam.data.topic_map import TopicMap
 
 
@@ -81,34 +81,32 @@ def aggregate(replays: list[Replay], per_bag: list[dict]) -> dict:
     }
 
 
-def _task_table(provenance: dict) -> dict | None:
-    tasks = (provenance.get('extra') or {}).get('tasks')
-    return {name: i for i, name in enumerate(tasks)} if tasks else None
-
-
 def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: TopicMap | None = None,
                   steps: int | None = None, task: str | None = None, seed: int = 0, schedule=None,
-                  stream_hz: float = 200.0, plots: bool = True, log=None, backend: str = 'torch') -> dict:
-    """The whole `eval-bag` job. Raises BagError / TopicMapError / CheckpointError with a one-line message."""
+                  plots: bool = True, log=None, backend: str = 'torch') -> dict:
+    """The whole `eval-bag` job. Raises BagError / TopicMapError / CheckpointError with a one-line message.
+
+    `schedule` (aha_wam.runtime.schedule.LoopSchedule) defaults to the deployed one with modelled latency, so
+    the metrics are deterministic; the planner and executor are the sessions the nodes run."""
     import torch
-    from aha_wam.checkpoint import load_checkpoint
     from aha_wam.data.episode import TASKS
-    from aha_wam.eval.harness import Schedule
+    from aha_wam.eval.run import PolicyAgentFactory, Variant
+    from aha_wam.runtime.schedule import LoopSchedule
     wall0 = time.perf_counter()
     tmap = topic_map or TopicMap()
-    schedule = schedule or Schedule()
-    policy, prov = load_checkpoint(checkpoint)
-    task_ids = _task_table(prov)
-    known = list(task_ids) if task_ids else list(TASKS)
+    schedule = schedule or LoopSchedule.deployed(latency='modelled')
+    factory = PolicyAgentFactory(Variant('full', 'eval-bag', str(checkpoint), int(steps or 0) or 1), schedule,
+                                 backend=backend)
+    policy, prov = factory.policy, factory.provenance
     steps = int(steps or policy.config.flow.inference_steps)
+    factory.v = dataclasses.replace(factory.v, steps=steps)
+    task_ids = factory.task_ids
+    known = list(task_ids) if task_ids else list(TASKS)
     hw = (policy.config.encoder.image_height, policy.config.encoder.image_width)
-    controller = ReplayController(policy, steps, schedule, task_ids)
-    if backend != 'torch':
-        from aha_wam.export import make_backend
-        try:
-            controller.backend = make_backend(policy, backend, steps=steps)
-        except Exception as exc:      # BackendUnavailable, unknown name, export failure: one line
-            raise SetupError(f'executor backend {backend!r}: {type(exc).__name__}: {exc}') from None
+    try:
+        agent = factory()
+    except Exception as exc:      # BackendUnavailable, unknown name, export failure: one line
+        raise SetupError(f'executor backend {backend!r}: {type(exc).__name__}: {exc}') from None
     replays, per_bag, read_s = [], [], 0.0
     try:
         for path in bags:
@@ -119,7 +117,7 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
             if name not in known:
                 raise BagError(f'{path}: task {name!r} is not in the checkpoint task table {known} (use --task)')
             with torch.no_grad():
-                r = replay_bag(rec, controller, name, seed=seed, stream_hz=stream_hz)
+                r = replay_bag(rec, agent, name, schedule, seed=seed, task_ids=task_ids)
             replays.append(r)
             metrics = bag_metrics(r)
             per_bag.append(metrics)
@@ -130,13 +128,13 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
                                 'joints_mse': {a: round(v['joints_mse'], 6) for a, v in ae.items()},
                                 'replay_s': round(r.wall_s, 2), 'bag_s': round(r.duration_s, 2)}))
     finally:
-        controller.close()
+        agent.close()
     replay_s = sum(r.wall_s for r in replays)
     bag_s = sum(r.duration_s for r in replays)
     summary = {
         'format': 'aha_wam.eval_bag', 'version': 1,
         'checkpoint': str(checkpoint), 'checkpoint_config': policy.config.name,
-        'denoise_steps': steps, 'backend': backend, 'seed': seed, 'stream_hz': stream_hz,
+        'denoise_steps': steps, 'backend': backend, 'seed': seed, 'latency_mode': schedule.latency,
         'schedule': dataclasses.asdict(schedule), 'topic_map': tmap.describe(),
         'aggregate': aggregate(replays, per_bag), 'bags': per_bag,
         'timing': {   # wall clock of this machine: the only non-deterministic section

@@ -70,10 +70,11 @@ class LoopState:
     image_stamp_ns: int = 0
     next_frame_ns: int = 0
     proprio: np.ndarray | None = None
+    joint_stamps_ns: tuple = ()
 
     def observation(self) -> Observation:
         return Observation(image=self.image, image_stamp_ns=self.image_stamp_ns, proprio=self.proprio,
-                           joint_stamps_ns=(self.now_ns,) * len(ARMS) if self.proprio is not None else ())
+                           joint_stamps_ns=self.joint_stamps_ns if self.proprio is not None else ())
 
 
 class Hook:
@@ -234,6 +235,7 @@ class ClosedLoop:
         pending: list = []
         commands = np.concatenate([streamers[a].step(0.0) for a in ARMS])
         success_at = None
+        recorded_frames = hasattr(env, 'frame_at')
         now = 0
         while True:
             state.now_ns = now
@@ -246,7 +248,14 @@ class ClosedLoop:
             if now >= timeout_ns:
                 break
             state.proprio = env.proprio()
-            if now >= next_frame:
+            state.joint_stamps_ns = env.joint_stamps() if recorded_frames else (now,) * len(ARMS)
+            if recorded_frames:                  # a recording: frames at their own stamps
+                image, stamp, next_frame = env.frame_at(now)
+                if stamp != state.image_stamp_ns or state.image is None:
+                    state.image, state.image_stamp_ns = image, stamp
+                    for hook in self.hooks:
+                        hook.frame(now, image)
+            elif now >= next_frame:              # a simulator: the camera's timer
                 state.image, state.image_stamp_ns = env.render(), now
                 next_frame += frame_ns
                 for hook in self.hooks:
@@ -270,7 +279,7 @@ class ClosedLoop:
                 commands = np.concatenate([streamers[a].step(now * 1e-9) for a in ARMS])
                 for arm in ARMS:
                     env.command(arm, commands[arm_slice(arm)])
-            if record_ns and now >= next_record:
+            if record_ns and now >= next_record and now <= timeout_ns:
                 next_record += record_ns
                 for hook in self.hooks:
                     hook.control_step(now, state.proprio, commands)
