@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The scripted expert scored by the policy-evaluation harness (aha_wam.eval.harness: sim clock, streamer
-semantics), 50 seeded episodes per task by default. Prints the eval-sim JSON report.
+"""The scripted expert scored by the ClosedLoop that evaluates policies (aha_wam.runtime.loop: sim clock,
+the deployed schedule, streamer semantics), 50 seeded episodes per task by default. Prints the eval-sim JSON.
 
 Usage: python bench/eval_expert_harness.py [--episodes 50] [--tasks ...]
 """
