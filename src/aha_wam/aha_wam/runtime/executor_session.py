@@ -249,10 +249,9 @@ class ExecutorSession:
                 else:
                     prepared = self.policy.prepare(context, image, obs.proprio, out.phase_offset, route=False)
                 t1 = clock_ns()
-                noise = torch.randn(1, self.chunk_size, self.policy.config.executor.action_dim,
-                                    generator=self.generator).to(self.policy.device)
-                x = self.backend.denoise(prepared, noise.to(self.policy.executor.action_in.weight.dtype),
-                                         self.options.steps)
+                # the checkpoint's noise layout ('horizon': the official per-chunk rows; 'chunk': legacy)
+                noise = self.policy.chunk_noise(out.phase_offset, generator=self.generator)
+                x = self.backend.denoise(prepared, noise, self.options.steps)
                 chunk = self.policy.normalizer.unnormalize_action(x.float())[0].cpu().numpy().astype(np.float64)
         except Exception as exc:   # never let one bad input kill the control loop: hold and report
             out.faults |= Fault.INFERENCE_ERROR
