@@ -181,7 +181,9 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
         NodeSpec(package='aha_wam_executor', executable='executor_node', name='executor',
                  module='aha_wam_executor.executor_node', params_files=('config/executor.yaml',),
                  parameters={**common, 'arms': _arms(args), 'denoise_steps': int(args['denoise_steps']),
-                             'backend': args['backend']}),
+                             'backend': args['backend'],
+                             # inline contexts trust the whole DDS domain: accepted only when the planner sends them
+                             'accept_inline_context': args['transport'] == 'inline'}),
         manager,
     ]
 

@@ -15,6 +15,7 @@ can replay the node's own observation stream through a fresh session and compare
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -53,6 +54,11 @@ PARAMETERS = {
     'max_frame_wait': (0.015, 's: when the next camera frame is due within this, an update waits for it (phase '
                               'lock to the camera: lower image-to-trajectory latency); 0 = never wait', (0.0, 0.05)),
     'max_context_age': (1.0, 's: hold when the newest valid context is older', (0.001, 60.0)),
+    'trusted_planner': ('/planner', "fully qualified name of the planner node whose shared-memory / CUDA IPC "
+                                    "contexts are trusted (its segment name follows from it); '' = any segment of "
+                                    'this user'),
+    'accept_inline_context': (False, 'accept inline contexts (planner on another host); they trust the whole DDS '
+                                     'domain (no ROS 2 security in this build), so they are off unless needed'),
     'max_image_age': (0.5, 's: hold when the newest image is older', (0.001, 60.0)),
     'max_joint_state_age': (0.25, 's: hold when either arm state is older', (0.001, 60.0)),
     'arms': (['left', 'right'], 'arm namespaces, left first (action dims 0..6 and 7..13)'),
@@ -145,6 +151,7 @@ class ExecutorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _build_session(self) -> None:
+        from aha_wam.context.inbox import planner_segment_name
         from aha_wam.runtime.build import load_policy, make_executor_session, resolve_task
         p = self.params
         if p['torch_threads'] > 0:
@@ -154,9 +161,11 @@ class ExecutorNode(LifecycleNode):
             steps=p['denoise_steps'], control_rate=p['control_rate'], seed=p['seed'],
             task=resolve_task(provenance, p['task']),
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']),
-            limit_tolerance=p['limit_tolerance'], gripper_limit_tolerance=p['gripper_limit_tolerance'])
+            limit_tolerance=p['limit_tolerance'], gripper_limit_tolerance=p['gripper_limit_tolerance'],
+            trusted_segments=(planner_segment_name(p['trusted_planner'], os.environ.get('ROS_DOMAIN_ID', '0')),)
+            if p['trusted_planner'] else None, accept_inline=p['accept_inline_context'])
         self.session = make_executor_session(policy, provenance, options, backend=p['backend'],
-                                             threads=p['torch_threads'])
+                                             threads=p['torch_threads'], log=self.get_logger().warning)
         if p['trace_dir']:
             from aha_wam.runtime.trace import TraceWriter
             self.trace = TraceWriter(p['trace_dir'], options)

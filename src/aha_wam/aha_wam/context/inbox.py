@@ -48,6 +48,7 @@ class Delivery:
     examined: int = 0                   # descriptors taken off the queue
     rejections: tuple[Rejection, ...] = ()   # rejected in this take (triage first, then full reads)
     read_ms: float = 0.0                # time spent examining and reading
+    items: tuple = ()                   # what was taken off the queue, in arrival order (traces, replay)
 
     @property
     def last_rejection(self) -> Rejection | None:
@@ -186,7 +187,7 @@ class ContextInbox:
         self.log.flush()
         context = self.reader.last_context
         return Delivery(context=context, new=accepted is not None and context is not previous, examined=len(items),
-                        rejections=tuple(rejections), read_ms=(time.perf_counter() - t0) * 1e3)
+                        rejections=tuple(rejections), read_ms=(time.perf_counter() - t0) * 1e3, items=tuple(items))
 
     def stats(self) -> dict:
         """Reader statistics plus delivery counters (received, dropped for capacity, superseded, queued)."""

@@ -88,6 +88,7 @@ class PolicyAgentFactory:
         try:
             executor = make_executor_session(p, pv, ExecutorOptions(**{'steps': self.v.steps,
                                                                         'control_rate': self.schedule.control_rate,
+                                                                        'accept_inline': self.transport == 'inline',
                                                                         **self.v.executor}),
                                              backend=self.backend, threads=self.threads)
         except BaseException:

@@ -104,13 +104,15 @@ def make_planner_session(policy, provenance: dict, options: PlannerOptions, *, t
 
 
 def make_executor_session(policy, provenance: dict, options: ExecutorOptions, *, backend: str = 'torch',
-                          threads: int = 1) -> ExecutorSession:
+                          threads: int = 1, log=None) -> ExecutorSession:
     """The executor session on `backend` (aha_wam.export.BACKENDS), warmed up for its step count."""
     from aha_wam.export import make_backend
     extra = {'cache_dir': artefact_dir(provenance), 'threads': max(1, threads)} if backend == 'onnxruntime' else {}
     engine = make_backend(policy, backend, steps=options.steps, **extra)
-    reader = ContextReader(max_age_s=options.freshness.max_context_age, expected_layout=policy.planner.layout)
+    reader = ContextReader(max_age_s=options.freshness.max_context_age, expected_layout=policy.planner.layout,
+                           transports=('shm', 'cuda_ipc', 'inline') if options.accept_inline else ('shm', 'cuda_ipc'),
+                           trusted_segments=options.trusted_segments)
     reader.prepare(policy.planner.layout)
-    session = ExecutorSession(policy, options, backend=engine, reader=reader)
+    session = ExecutorSession(policy, options, backend=engine, reader=reader, log=log)
     session.backend_name = backend
     return session

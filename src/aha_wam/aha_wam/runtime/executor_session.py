@@ -17,14 +17,14 @@ deployed loop. Ablations are options of the session, never edits of the model.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from aha_wam.context.channel import ContextReader, Rejection
+from aha_wam.context.channel import ContextReader
+from aha_wam.context.inbox import ContextInbox
 from aha_wam.context.layout import PlannerContext
 from aha_wam.preprocess import model_image
 from aha_wam.runtime.commands import ArmCommand, chunk_commands, hold_commands
@@ -59,7 +59,9 @@ class ExecutorOptions:
     limit_tolerance: float = 0.06        # rad (see ChunkGuard)
     gripper_limit_tolerance: float = 0.07  # m
     min_actions: int = 2                 # fewest still-future actions worth sending
-    queue_depth: int = 16                # descriptors kept between ticks (all examined)
+    queue_depth: int = 32                # descriptors kept between ticks (all examined)
+    trusted_segments: tuple | None = None  # planner segment names whose contexts are trusted; None: any of this user
+    accept_inline: bool = False          # inline contexts trust the whole DDS domain: opt-in (planner on another host)
     # ablations (aha-wam eval-sim --ablate): the trained weights stay as they are
     zero_offset: bool = False            # treat every context as taken with the newest image (phase offset 0)
     ovcr: bool = True                    # False: read the planner context unedited (no OVCR routing)
@@ -71,6 +73,8 @@ class ExecutorOptions:
             raise ValueError(f'control_rate={self.control_rate} Hz is outside 1..200')
         if self.queue_depth < 1:
             raise ValueError(f'queue_depth must be >= 1, got {self.queue_depth}')
+        if self.trusted_segments is not None:     # a tuple whatever came in (YAML and JSON give lists)
+            object.__setattr__(self, 'trusted_segments', tuple(str(s) for s in self.trusted_segments))
 
     @property
     def period_ns(self) -> int:
@@ -113,7 +117,7 @@ class ExecutorSession:
     """Context delivery + staleness + update + hold state machine; see the module docstring."""
 
     def __init__(self, policy, options: ExecutorOptions = ExecutorOptions(), *, backend=None,
-                 reader: ContextReader | None = None):
+                 reader: ContextReader | None = None, log=None):
         self.policy = policy
         self.options = options
         # prepare/denoise run on `backend` (aha_wam.export.make_backend: cudagraph, onnxruntime, tensorrt, ...)
@@ -129,8 +133,8 @@ class ExecutorSession:
         self.action_period_ns = int(round(1e9 / cfg.timing.control_hz))   # the policy's action grid
         self.chunk_size = cfg.executor.chunk_size
         self.image_hw = (cfg.encoder.image_height, cfg.encoder.image_width)
-        self._queue: collections.deque = collections.deque(maxlen=options.queue_depth)
-        self._read_keys: collections.deque = collections.deque(maxlen=64)   # (session, version) examined
+        # Every descriptor offered is examined at the next tick, newest valid wins (aha_wam.context.inbox).
+        self.inbox = ContextInbox(self.reader, capacity=options.queue_depth, log=log)
         self.context: PlannerContext | None = None
         self.delivered: list = []
         self.reset(options.task, options.seed)
@@ -148,32 +152,18 @@ class ExecutorSession:
 
     # ------------------------------------------------------------------------------------------ delivery
     def offer(self, descriptor) -> None:
-        """Queue a context descriptor (any thread may call; examined at the next tick)."""
-        self._queue.append(descriptor)
+        """Queue a context descriptor, or a Rejection for a message that did not decode (any thread may call;
+        examined at the next tick)."""
+        self.inbox.put(descriptor)
 
     def _deliver(self) -> tuple[Fault, str]:
         """Examine every queued descriptor, newest first; the newest valid one becomes the context."""
-        pending = []
-        while self._queue:
-            pending.append(self._queue.popleft())
-        self.delivered = pending                    # what this tick examined, in arrival order (traces)
-        fault, detail = Fault.NONE, ''
-        for desc in reversed(pending):
-            if isinstance(desc, Rejection):        # the owner could not even decode the message
-                self.reader._count(desc)
-                fault, detail = fault or Fault.CONTEXT_REJECTED, detail or str(desc)
-                continue
-            key = (getattr(desc, 'session_id', None), getattr(desc, 'version', None))
-            if key in self._read_keys:
-                continue
-            self._read_keys.append(key)
-            got = self.reader.read(desc)
-            if isinstance(got, Rejection):
-                fault, detail = fault or Fault.CONTEXT_REJECTED, detail or str(got)
-                continue
-            self.context = got
-            return Fault.NONE, ''                   # newest valid wins; older ones are superseded
-        return fault, detail
+        got = self.inbox.take()
+        self.delivered = list(got.items)            # what this tick examined, in arrival order (traces)
+        self.context = got.context
+        if got.rejections:                          # informational: the newest valid context is still used
+            return Fault.CONTEXT_REJECTED, str(got.last_rejection)
+        return Fault.NONE, ''
 
     # ------------------------------------------------------------------------------------------ checks
     def check_inputs(self, context: PlannerContext | None, obs: Observation | None, now_ns: int) -> tuple[Fault, str]:
