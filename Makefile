@@ -4,10 +4,10 @@ SHELL := /bin/bash
 RUN := bash scripts/run.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup build test demo bench clean distclean train
+.PHONY: help setup build test test-py310 demo bench clean distclean train
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 setup:  ## create .venv, install pinned deps, fix ROS wheel paths, apt libs if missing, colcon build
 	@bash scripts/setup.sh
@@ -18,6 +18,9 @@ build: setup  ## colcon build again (after adding packages, entry points or data
 test: setup  ## run the whole test suite (unit, real-process ROS, simulation)
 	@$(RUN) python -m pytest $(PYTEST_ARGS)
 
+test-py310:  ## the ROS-free test subset on Python 3.10 (Humble's Python) in .venv310; skips without python3.10
+	@bash scripts/test_py310.sh $(PYTEST_ARGS)
+
 demo: setup  ## run the main end-to-end job and print its summary
 	@$(RUN) aha-wam demo
 
@@ -27,8 +30,8 @@ bench: setup  ## run the benchmarks (JSON on stdout)
 clean:  ## remove colcon build products (keeps .venv)
 	rm -rf build install log .venv/.build.sha256
 
-distclean: clean  ## also remove the virtual environment
-	rm -rf .venv
+distclean: clean  ## also remove the virtual environments
+	rm -rf .venv .venv310
 
 train: setup  ## reproduce checkpoints/cpu(+_flash): expert demos -> cache -> train-ae -> train -> distill (fixed seeds)
 	@$(RUN) aha-wam record --tasks lift_box --out runs/cpu/demos --episodes 150 --first-seed 1000
