@@ -40,6 +40,22 @@ IMAGE_TYPE, JOINT_TYPE, STRING_TYPE = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/
 TOPIC_TYPES = {IMAGE_TOPIC: IMAGE_TYPE, STATUS_TOPIC: STRING_TYPE, INSTRUCTION_TOPIC: STRING_TYPE,
                **{t: JOINT_TYPE for t in JOINT_TOPICS.values()}, **{t: JOINT_TYPE for t in COMMAND_TOPICS.values()}}
 
+# rosbag2 metadata version 8: the newest that both Humble and Kilted `ros2 bag` parse. Humble's rosbag2_storage
+# reads `offered_qos_profiles` as one YAML string (versions 4-8; Kilted still reads that for version < 9); version 9
+# writes it as a YAML list, which Humble refuses. Humble ignores the newer keys (type_description_hash, ros_distro).
+BAG_VERSION = 8
+
+
+def offered_qos(msgtype: str):
+    """The QoS a live publisher of `msgtype` offers, which `ros2 bag play` republishes with: cameras best effort
+    depth 1; everything else reliable (the piper_ros driver and the streamer: depth 1; status strings: depth 10)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    camera = msgtype in (IMAGE_TYPE, 'sensor_msgs/msg/CompressedImage')
+    unspecified = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 10 if msgtype == STRING_TYPE else 1,
+               QosReliability.BEST_EFFORT if camera else QosReliability.RELIABLE, QosDurability.VOLATILE,
+               unspecified, unspecified, QosLiveliness.AUTOMATIC, unspecified, False)
+
 
 class BagWriter:
     """Write episode topics into one MCAP bag (used by `aha-wam record` and to make test bags)."""
@@ -52,9 +68,10 @@ class BagWriter:
             raise FileExistsError(f'{self.path} exists: one bag per episode, never overwritten')
         self.ts = typestore()
         self.types = dict(TOPIC_TYPES if topics is None else topics)
-        self.writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer = Writer(self.path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
-        self.connections = {topic: self.writer.add_connection(topic, kind, typestore=self.ts)
+        self.connections = {topic: self.writer.add_connection(topic, kind, typestore=self.ts,
+                                                              offered_qos_profiles=[offered_qos(kind)])
                             for topic, kind in self.types.items()}
         self.counts = {topic: 0 for topic in self.types}
 
