@@ -557,6 +557,8 @@ class ContextReader:
         if seq0 % 2:
             reject('slot_busy', f'slot {slot} is being written (seq {seq0})')
         meta = ring.slot_meta(slot)
+        if ring.seq(slot) != seq0:       # a write began while we read the metadata: it is not one snapshot
+            reject('slot_busy', f'slot {slot} was rewritten while its metadata was read (seq {seq0})')
         if meta['version'] != version:
             if meta['version'] > version:
                 reject('slot_overwritten', f'slot {slot} holds version {meta["version"]}, descriptor {version}')
