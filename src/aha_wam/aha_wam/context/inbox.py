@@ -124,21 +124,6 @@ class ContextInbox:
         self.dropped = 0
         self.superseded = 0
 
-    @classmethod
-    def for_executor(cls, layout, *, max_context_age: float, trusted_planner: str | None = '/planner',
-                     domain_id: int | str | None = None, accept_inline: bool = False, **kwargs) -> 'ContextInbox':
-        """The inbox an executor uses: contexts of `layout` only, from the planner node `trusted_planner`
-        (fully qualified name; its segment name follows from it and the ROS domain, as the planner builds
-        it; None trusts any segment of this user), inline contexts only if `accept_inline` (they trust the
-        whole DDS domain), versions re-synchronised after `max_context_age` of rejections. `kwargs` go to
-        the inbox (convert, log, capacity, ...)."""
-        transports = ('shm', 'cuda_ipc', 'inline') if accept_inline else ('shm', 'cuda_ipc')
-        trusted = None if trusted_planner is None else [planner_segment_name(trusted_planner, domain_id)]
-        reader = ContextReader(max_age_s=max_context_age, expected_layout=layout, transports=transports,
-                               trusted_segments=trusted)
-        reader.prepare(layout)
-        return cls(reader, **kwargs)
-
     def put(self, item) -> None:
         """Queue one received descriptor (or message, with `convert`; or a `Rejection` for a message its
         owner could not decode, counted at the next take). Cheap; safe from any thread; never raises."""
