@@ -68,7 +68,8 @@ fi
 # ---------------------------------------------------------------- 3. the ROS-free subset
 # Needs no ROS and no torch: MuJoCo simulator and scripted experts, the streamer core, runtime safety/hand-over and
 # frame clock, offline metrics, bag metadata (written with rosbags, read back), the static Humble/layering checks.
-subset=(tests/sim tests/piper/test_piper_trajectory_unit.py tests/runtime/test_runtime_frame_clock.py
+subset=(tests/sim tests/piper/test_piper_trajectory_unit.py tests/piper/test_piper_joint_names.py
+        tests/runtime/test_runtime_frame_clock.py
         tests/runtime/test_runtime_handover_safety.py tests/offline/test_offline_metrics.py
         tests/foundation/test_humble_bags.py tests/foundation/test_humble_api.py tests/foundation/test_import_graph.py)
 # Needs torch: the models, the context ring, training data/windows, training, distillation and the sim eval loop.
