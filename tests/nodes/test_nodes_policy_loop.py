@@ -153,3 +153,39 @@ def test_closed_policy_loop_faults_and_recovery(world, tiny_checkpoint, tmp_path
         logs = [stop(p) for p in procs]
     # 5. Clean shutdown: the planner's segment is gone (the SIGKILLed one was reclaimed on restart).
     assert shm_segments() - before == set(), logs
+
+
+@pytest.mark.ros
+def test_executor_node_runs_exactly_the_session(world, tiny_checkpoint, tmp_path):
+    """Parity: the executor node's own observation stream (images, joint states, context descriptors as it
+    received them, its ROS time and stage clock), replayed through a fresh ExecutorSession by the call the
+    ClosedLoop's PolicyAgent makes, yields identical commands and fault flags on every tick."""
+    import torch
+    from aha_wam.runtime.build import load_policy, make_executor_session
+    from aha_wam.runtime.trace import options_from, read_trace, replay_trace
+    trace = tmp_path / 'trace'
+    planner = node_process('planner', tiny_checkpoint, tmp_path, refresh_rate=4.0, transport='inline')
+    executor = node_process('executor', tiny_checkpoint, tmp_path, denoise_steps=2, control_rate=10.0, seed=3,
+                            accept_inline_context=True, trace_dir=str(trace))
+    try:
+        assert spin_until(world, lambda: len(world.trajectories['left']) >= 15, 90), \
+            'no trajectories: ' + stop(executor)[-3000:] + stop(planner)[-3000:]
+        world.camera_on = False                        # a fault episode too: stale image -> one hold
+        spin_for(world, 1.0)
+        world.camera_on = True
+        spin_for(world, 1.0)
+    finally:
+        logs = stop(executor) + stop(planner)
+    options, ticks, _ = read_trace(trace)
+    node_out = [(t['faults'], t['kind'], t['commands']) for t in ticks]
+    assert sum(k == 'chunk' for _, k, _ in node_out) >= 10 and any(k == 'hold' for _, k, _ in node_out), logs[-3000:]
+    torch.set_num_threads(1)
+    policy, provenance = load_policy(tiny_checkpoint)
+    session = make_executor_session(policy, provenance, options_from(options), backend='torch')
+    try:
+        replayed = [(r['faults'], r['kind'], r['commands']) for r in replay_trace(trace, session)]
+    finally:
+        session.close()
+    assert len(replayed) == len(node_out)
+    for i, (got, want) in enumerate(zip(replayed, node_out)):
+        assert got == want, f'tick {i}: session {got[:2]} vs node {want[:2]}'
