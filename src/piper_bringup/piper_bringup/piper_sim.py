@@ -1,8 +1,9 @@
 """``piper_sim``: ONE MuJoCo process simulating two AgileX Piper arms behind the exact piper_ros
 (humble) interface, plus the ego camera and the task.
 
-All topic names are relative to the node's namespace (root by default). Per arm ``<arm>`` in
-``left``, ``right`` it behaves like ``piper_single_ctrl`` started in namespace ``<arm>/``:
+All topic names are relative to the node's namespace (root by default). Per arm ``<arm>`` (the namespaces in
+the ``arms`` parameter, default ``left``, ``right``: the simulated left and right arm, in that order) it behaves
+like ``piper_single_ctrl`` started in namespace ``<arm>/``:
 
 publishes (depth 1, reliable, like the driver)
   ``<arm>/joint_states_single``, ``<arm>/joint_states_feedback``  sensor_msgs/JointState at
@@ -59,9 +60,9 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from piper_core import piper_interface as pi
+from piper_core.layout import ARMS
 from ros_node_kit import DeadlineLoop, ParameterError, PolledSubscription, declare, run_node, sec_to_stamp
 
-ARMS = ('left', 'right')
 QOS_DRIVER = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 QOS_CAMERA = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 QOS_STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -83,8 +84,9 @@ class _Due:
 
 
 class _ArmIO:
-    def __init__(self, arm: str):
-        self.arm = arm
+    def __init__(self, arm: str, ns: str):
+        self.arm = arm                        # the simulator's arm ('left' / 'right')
+        self.ns = ns                          # its topic namespace (the `arms` parameter)
         self.events: deque = deque()          # ('enable', bool, Event|None) from the executor thread
         self.enabled = True                   # last requested enable state
         self.state = JointState()
@@ -106,6 +108,9 @@ class PiperSim(Node):
     def __init__(self, **kwargs):
         super().__init__('piper_sim', **kwargs)
         p = {}
+        p['arms'] = declare(self, 'arms', list(ARMS),
+                            'Topic namespaces of the simulated left and right arm, in this order (<ns>/joint_states_single, '
+                            '...), like the driver started in namespace <ns>/; read-only.', read_only=True)
         p['task'] = declare(self, 'task', 'lift_box', 'Task name (config/tasks/<task>.yaml); applied at sim/reset.')
         p['level'] = declare(self, 'level', 'clean', "Task level: 'clean' or 'randomized'; applied at sim/reset.")
         p['seed'] = declare(self, 'seed', 0, 'Layout seed (int >= 0) used by the next sim/reset (and at startup).')
@@ -147,6 +152,7 @@ class PiperSim(Node):
                                              'After sim/reset, call this std_srvs/Trigger (if it exists) so the streamer '
                                              'holds the new measured pose; "" = off.', read_only=True)
         self._check_params(p)
+        self.arm_namespaces = [ns.strip('/') for ns in p['arms']]
         self.p = p
         self.loop_rate = max(p['loop_rate'], p['joint_state_rate'])
 
@@ -160,21 +166,21 @@ class PiperSim(Node):
         self.clock_mode = p['publish_clock']
 
         self.io = {}
-        for arm in ARMS:
-            io = _ArmIO(arm)
-            io.pub_single = self.create_publisher(JointState, f'{arm}/joint_states_single', QOS_DRIVER)
-            io.pub_feedback = self.create_publisher(JointState, f'{arm}/joint_states_feedback', QOS_DRIVER)
-            io.pub_ctrl = self.create_publisher(JointState, f'{arm}/joint_ctrl', QOS_DRIVER)
-            io.pub_status = self.create_publisher(PiperStatusMsg, f'{arm}/arm_status', QOS_DRIVER)
-            io.pub_pose = self.create_publisher(Pose, f'{arm}/end_pose', QOS_DRIVER)
-            io.pub_pose_stamped = self.create_publisher(PoseStamped, f'{arm}/end_pose_stamped', QOS_DRIVER)
+        for arm, ns in zip(ARMS, self.arm_namespaces):
+            io = _ArmIO(arm, ns)
+            io.pub_single = self.create_publisher(JointState, f'{ns}/joint_states_single', QOS_DRIVER)
+            io.pub_feedback = self.create_publisher(JointState, f'{ns}/joint_states_feedback', QOS_DRIVER)
+            io.pub_ctrl = self.create_publisher(JointState, f'{ns}/joint_ctrl', QOS_DRIVER)
+            io.pub_status = self.create_publisher(PiperStatusMsg, f'{ns}/arm_status', QOS_DRIVER)
+            io.pub_pose = self.create_publisher(Pose, f'{ns}/end_pose', QOS_DRIVER)
+            io.pub_pose_stamped = self.create_publisher(PoseStamped, f'{ns}/end_pose_stamped', QOS_DRIVER)
             io.pose_stamped.header.frame_id = p['pose_frame_id']
             # polled once per loop tick (newest wins, like the driver's depth-1 subscriber) instead of a 200 Hz
             # executor callback per arm: see PolledSubscription
-            io.cmd_sub = PolledSubscription(self, JointState, f'{arm}/joint_ctrl_single', QOS_DRIVER)
-            self.create_subscription(Bool, f'{arm}/enable_flag', lambda m, io=io: self._on_enable_flag(io, m),
+            io.cmd_sub = PolledSubscription(self, JointState, f'{ns}/joint_ctrl_single', QOS_DRIVER)
+            self.create_subscription(Bool, f'{ns}/enable_flag', lambda m, io=io: self._on_enable_flag(io, m),
                                      QOS_DRIVER)
-            self.create_service(Enable, f'{arm}/enable_srv', lambda req, resp, io=io: self._on_enable_srv(io, req, resp))
+            self.create_service(Enable, f'{ns}/enable_srv', lambda req, resp, io=io: self._on_enable_srv(io, req, resp))
             io.enabled = bool(p['auto_enable'])
             if not io.enabled:
                 self.sim.set_enabled(arm, False)
@@ -209,7 +215,7 @@ class PiperSim(Node):
             f"piper_sim: task {p['task']} ({p['level']}, seed {p['seed']}), physics {1 / self.sim.physics_dt:.0f} Hz, "
             f"loop {self.loop_rate:g} Hz, joint states {p['joint_state_rate']:g} Hz, status {p['status_rate']:g} Hz, "
             f"camera {p['image_width']}x{p['image_height']} @ {p['camera_rate']:g} Hz, arms "
-            f"{'enabled' if p['auto_enable'] else 'disabled'}{', /clock' if self.clock_mode else ''}")
+            f"{', '.join(self.arm_namespaces)} {'enabled' if p['auto_enable'] else 'disabled'}{', /clock' if self.clock_mode else ''}")
 
     # ------------------------------------------------------------------------------------------------
     def _check_params(self, p):
@@ -228,6 +234,9 @@ class PiperSim(Node):
         need(0 <= p['task_status_rate'] <= 50, f"task_status_rate must be 0..50 Hz, got {p['task_status_rate']}")
         need(isinstance(p['gripper_val_mutiple'], int) and 0 <= p['gripper_val_mutiple'] <= 10,
              f"gripper_val_mutiple must be an int 0..10, got {p['gripper_val_mutiple']!r}")
+        arms = [ns.strip('/') for ns in p['arms']]
+        need(len(arms) == len(ARMS) and all(arms) and len(set(arms)) == len(arms),
+             f"arms must be {len(ARMS)} distinct non-empty namespaces (left, right), got {p['arms']!r}")
         need(p['seed'] >= 0, f"seed must be >= 0, got {p['seed']}")
         need(p['level'] in ('clean', 'randomized'), f"level must be 'clean' or 'randomized', got {p['level']!r}")
         need(p['reset_holdoff'] >= 0, f"reset_holdoff must be >= 0, got {p['reset_holdoff']}")
@@ -255,7 +264,7 @@ class PiperSim(Node):
     def _on_cmd(self, io: _ArmIO, msg: JointState):
         if not self.sim.enabled(io.arm):
             io.ignored_disabled += 1
-            self._warn(io, f'{io.arm}: arm disabled, joint_ctrl_single ignored (enable via enable_flag / enable_srv)')
+            self._warn(io, f'{io.ns}: arm disabled, joint_ctrl_single ignored (enable via enable_flag / enable_srv)')
             return
         if time.monotonic() < self._holdoff_until:
             return
@@ -264,7 +273,7 @@ class PiperSim(Node):
                                              self.p['gripper_val_mutiple'])
         except (pi.CommandError, ValueError, TypeError) as exc:
             io.rejected += 1
-            self._warn(io, f'{io.arm}: joint_ctrl_single ignored: {exc}')
+            self._warn(io, f'{io.ns}: joint_ctrl_single ignored: {exc}')
             return
         q = cmd.q if cmd.gripper is None else np.append(cmd.q, cmd.gripper)
         self.sim.command(io.arm, q, cmd.speed_pct, cmd.gripper_effort)
@@ -288,7 +297,7 @@ class PiperSim(Node):
         io.events.append(('enable', bool(req.enable_request), done))
         ok = done.wait(2.0)
         resp.enable_response = bool(ok and self.sim.enabled(io.arm) == bool(req.enable_request))
-        self.get_logger().info(f"{io.arm}: enable_srv({req.enable_request}) -> {resp.enable_response}")
+        self.get_logger().info(f"{io.ns}: enable_srv({req.enable_request}) -> {resp.enable_response}")
         return resp
 
     def _on_reset(self, req, resp):
@@ -453,9 +462,13 @@ class PiperSim(Node):
         self.pub_task.publish(String(data=json.dumps(payload, default=_jsonable)))
 
     def close(self):
-        self._loop.stop()
+        self._loop.stop(timeout=5.0)
         for io in self.io.values():
             io.cmd_sub.destroy()
+        if self._loop.alive:
+            # a tick still renders or steps: freeing MuJoCo/OSMesa under it would crash the process; exit frees it
+            self.get_logger().warning('physics loop still running at shutdown; leaving the simulator to process exit')
+            return
         try:
             self.sim.close()
         except Exception:

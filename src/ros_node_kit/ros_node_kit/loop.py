@@ -36,6 +36,11 @@ class DeadlineLoop:
             self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        """The loop's thread has not ended yet (a tick may still be running after stop())."""
+        return self._thread.is_alive()
+
+    @property
     def running(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 

@@ -4,8 +4,12 @@
     1  the node could not be built (missing checkpoint, contract mismatch, ...): one line on stderr
     2  a parameter is invalid (`ParameterError`, or out of its declared range): one line on stderr
 
-A second Ctrl-C while the node is shutting down (terminals deliver SIGINT to the whole process group,
-and launch forwards one more) is absorbed: no traceback, and the node's own cleanup still runs.
+Signals never raise KeyboardInterrupt once the node spins: a terminal's Ctrl-C reaches every process of the
+group and `ros2 launch` forwards one more, so each node gets SIGINT twice, and a KeyboardInterrupt raised
+wherever the main thread happens to be (in the middle of the node's cleanup) printed tracebacks. Instead, rclpy's
+own handler (which shuts the context down and so ends `spin`) chains to a Python handler that only counts; a
+signal while the node is still being built stops the build (KeyboardInterrupt, caught here). Further signals
+during shutdown are absorbed, and the node's own cleanup runs to its end.
 """
 from __future__ import annotations
 
@@ -38,6 +42,30 @@ def make_executor(threads: int = 1):
     return SingleThreadedExecutor()
 
 
+class _QuietInterrupts:
+    """The Python-level SIGINT/SIGTERM handler under rclpy's (which calls it after shutting the context down).
+
+    Raises KeyboardInterrupt only for the first signal while the node is being built (loading a model or a scene
+    can take seconds and should stop at once); otherwise it only counts, so no traceback can come from it."""
+
+    def __init__(self):
+        self.count = 0
+        self.building = True
+
+    def __call__(self, signum, frame):
+        self.count += 1
+        if self.building and self.count == 1:
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """Before rclpy.init, so that rclpy's handler chains to this one instead of Python's default."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, self)
+            except (ValueError, OSError):  # not the main thread (tests): leave the handlers alone
+                pass
+
+
 def _absorb_further_interrupts() -> None:
     """From now on SIGINT/SIGTERM do nothing: we are already shutting down."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,6 +78,8 @@ def _absorb_further_interrupts() -> None:
 def run_node(make_node: Callable, label: str | None = None, argv=None, threads: int = 1) -> int:
     """Build the node with `make_node()`, spin it until shutdown, clean up; return the exit code above."""
     label = label or getattr(make_node, '__name__', 'node')
+    interrupts = _QuietInterrupts()
+    interrupts.install()
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     code = 0
@@ -57,6 +87,7 @@ def run_node(make_node: Callable, label: str | None = None, argv=None, threads: 
         node = make_node()
         executor = make_executor(threads)
         executor.add_node(node)
+        interrupts.building = False     # from here a signal ends spin through rclpy's shutdown of the context
         try:
             executor.spin()
         finally:
