@@ -48,6 +48,7 @@ class World(Node):
                                      lambda m, arm=arm: self.trajectories[arm].append(m), 10)
         self.create_subscription(ExecutorStatus, '/aha_wam/executor/status', self.status.append, 50)
         self.camera_on = True
+        self.joint_names = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
         self.create_timer(0.1, self.publish_image)
         self.create_timer(0.02, self.publish_joints)
 
@@ -61,8 +62,7 @@ class World(Node):
 
     def publish_joints(self):
         for pub in self.joint_pubs:
-            msg = JointState(name=['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
-                             position=MID.tolist())
+            msg = JointState(name=list(self.joint_names), position=MID.tolist())
             msg.header.stamp = self.get_clock().now().to_msg()
             pub.publish(msg)
 
@@ -189,3 +189,33 @@ def test_executor_node_runs_exactly_the_session(world, tiny_checkpoint, tmp_path
     assert len(replayed) == len(node_out)
     for i, (got, want) in enumerate(zip(replayed, node_out)):
         assert got == want, f'tick {i}: session {got[:2]} vs node {want[:2]}'
+
+
+@pytest.mark.ros
+def test_joint_name_mismatch_refuses_activation_with_one_line(world, tiny_checkpoint, tmp_path):
+    """An older piper_ros publishes joint0..joint6: mapped automatically. Names nothing maps (here a driver
+    with 'j1'..) refuse activation with one line naming what was received and what is expected."""
+    world.joint_names = ['j1', 'j2', 'j3', 'j4', 'j5', 'j6', 'grip']
+    executor = node_process('executor', tiny_checkpoint, tmp_path, denoise_steps=1, control_rate=10.0)
+    try:
+        spin_for(world, 12.0)
+        assert not world.trajectories['left'] and not world.status     # never active, never moved
+        assert executor.poll() is None                                  # inactive, not crashed
+    finally:
+        out = stop(executor)
+    lines = [ln for ln in out.splitlines() if "'j1'" in ln and 'joint1' in ln]
+    assert lines, out[-3000:]
+    assert 'grip' in lines[0] and 'gripper' in lines[0]
+
+
+@pytest.mark.ros
+def test_legacy_piper_ros_joint_names_are_mapped(world, tiny_checkpoint, tmp_path):
+    world.joint_names = [f'joint{i}' for i in range(7)]                 # joint0..joint5 motors, joint6 gripper
+    planner = node_process('planner', tiny_checkpoint, tmp_path, refresh_rate=4.0)
+    executor = node_process('executor', tiny_checkpoint, tmp_path, denoise_steps=1, control_rate=10.0)
+    try:
+        assert spin_until(world, lambda: len(world.trajectories['left']) >= 3, 60), \
+            stop(executor)[-3000:] + stop(planner)[-2000:]
+    finally:
+        stop(executor)
+        stop(planner)

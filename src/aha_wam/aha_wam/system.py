@@ -4,7 +4,8 @@
     -------  -----------------------------------------------------------------------------------------
     sim      MuJoCo bimanual Piper with the piper_ros interface + trajectory streamer
              + planner and executor when `checkpoint:=<dir>` is given
-    real     AgileX piper_single_ctrl on two CAN ports (namespaces left/, right/) + trajectory streamer
+    real     AgileX piper_single_ctrl on two CAN ports (namespaces left/, right/, log level warn) + trajectory
+             streamer + the ego camera (`camera:=realsense|usb_cam|none`, remapped to /camera/ego/image_raw)
              + planner and executor when `checkpoint:=<dir>` is given
     replay   a recorded bag played with /clock (bag_player) + planner and executor on sim time: the real
              nodes on recorded data (the ROS-free `aha-wam eval-bag` computes the metrics)
@@ -12,6 +13,9 @@
 `launch/*.launch.py` turn `nodes(profile, args)` into launch_ros Node actions; `aha-wam up` starts the same
 specs as `python -m <module> --ros-args ...` processes where `ros2 launch` is unavailable. Keeping both on
 this one list is what stops them from drifting apart. ROS-free: nothing here imports rclpy or launch.
+
+Both check every package a profile needs before starting any node (`check_packages`): a launch that failed
+half-way would leave the nodes it had started running (ros2/launch#747), real arm drivers included.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ class NodeSpec:
     parameters: Mapping[str, object] = dataclasses.field(default_factory=dict)  # overrides after the files
     remappings: tuple[tuple[str, str], ...] = ()
     arguments: tuple[str, ...] = ()      # command-line arguments before --ros-args
+    ros_arguments: tuple[str, ...] = ()  # after --ros-args, e.g. ('--log-level', 'warn')
     required: bool = True                # if it exits, the whole system is stopped
 
     @property
@@ -71,7 +76,7 @@ class NodeSpec:
         """Arguments after the executable: own arguments (`{share}` = share_dir), then `--ros-args` with name,
         namespace, the parameter files, the overrides file (written into `overrides_dir`) and remaps."""
         args = [a.replace('{share}', share_dir) for a in self.arguments]
-        args += ['--ros-args', '-r', f'__node:={self.name}']
+        args += ['--ros-args', *self.ros_arguments, '-r', f'__node:={self.name}']
         if self.namespace:
             args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
         for path in self.params_files:
@@ -88,6 +93,9 @@ class NodeSpec:
 # The tasks a policy knows, in the order of its task-id table (aha_wam.data.episode.TASKS).
 TASKS = ('lift_box', 'handover_cube', 'place_cube_in_bowl')
 BACKENDS = ('torch', 'torch_compile', 'cudagraph', 'onnxruntime', 'tensorrt')
+CAMERAS = ('realsense', 'usb_cam', 'none')
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+EGO_IMAGE, EGO_INFO = '/camera/ego/image_raw', '/camera/ego/camera_info'
 
 
 def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
@@ -99,6 +107,8 @@ def _policy_arguments(device: str, backend: str) -> tuple[Argument, ...]:
         Argument('backend', backend, 'executor inference backend (onnxruntime also moves the planner prefill '
                                      'to onnxruntime)', BACKENDS),
         Argument('denoise_steps', '10', 'executor Euler steps per chunk'),
+        Argument('camera_topics', '', "comma-separated image topics of the checkpoint's camera views, in its "
+                                      "contract's order ('' = the contract's own, ours /camera/ego/image_raw)"),
         Argument('rviz', 'false', 'start rviz2 + robot_state_publisher (full ROS install)', ('true', 'false')),
     )
 
@@ -116,6 +126,14 @@ ARGUMENTS: dict[str, tuple[Argument, ...]] = {
     'real': _policy_arguments('cuda', 'torch') + (
         Argument('can_left_port', 'can_left', 'SocketCAN interface of the left arm (1 Mbit/s, up)'),
         Argument('can_right_port', 'can_right', 'SocketCAN interface of the right arm (1 Mbit/s, up)'),
+        Argument('camera', 'realsense', 'ego camera driver, remapped to /camera/ego/image_raw (rgb8 or bgr8); '
+                                        "'none' = another process publishes it", CAMERAS),
+        Argument('camera_device', '/dev/video0', 'V4L2 device of camera:=usb_cam'),
+        Argument('driver_log_level', 'warn', 'log level of the AgileX drivers (at info they log every command: '
+                                             '~3000 lines/s for two arms at 200 Hz)', LOG_LEVELS),
+        Argument('joint_name_map', 'auto', "how the drivers' joint names map onto joint1..joint6, gripper: auto "
+                                           "(ours or the older joint0..joint6), identity, piper_ros_legacy, or "
+                                           "'received:expected,...' (piper_core.joint_names)"),
         Argument('left_ns', 'left', 'namespace of the left arm'),
         Argument('right_ns', 'right', 'namespace of the right arm'),
     ),
@@ -129,6 +147,50 @@ ARGUMENTS: dict[str, tuple[Argument, ...]] = {
     ),
 }
 PROFILES = tuple(ARGUMENTS)
+
+# Where to get each package a profile may need but this workspace does not build (one line in the error).
+PACKAGE_SOURCES = {
+    'piper': 'AgileX piper_ros, branch humble (https://github.com/agilexrobotics/piper_ros; docker/Dockerfile pins '
+             'a commit): clone it into a workspace, `colcon build --packages-up-to piper`, source its install/',
+    'realsense2_camera': 'apt install ros-humble-realsense2-camera, or choose camera:=usb_cam|none',
+    'usb_cam': 'apt install ros-humble-usb-cam, or choose camera:=realsense|none',
+    'rviz2': 'apt install ros-humble-rviz2 (ros-humble-desktop), or leave rviz:=false',
+    'robot_state_publisher': 'apt install ros-humble-robot-state-publisher, or leave rviz:=false',
+}
+WORKSPACE_SOURCE = 'this workspace: build it (make setup, or colcon build) and source install/setup.bash'
+
+
+class MissingPackage(ValueError):
+    """A package (or its executable) that a profile needs is not installed: one line naming it and its source."""
+
+
+def package_prefix(package: str, prefixes: str | None = None) -> str | None:
+    """The install prefix of `package` in the ament index (AMENT_PREFIX_PATH), like
+    ament_index_python.get_package_prefix, without importing ROS; None when it is not installed."""
+    for prefix in (os.environ.get('AMENT_PREFIX_PATH', '') if prefixes is None else prefixes).split(os.pathsep):
+        if prefix and os.path.isfile(os.path.join(prefix, 'share', 'ament_index', 'resource_index', 'packages',
+                                                  package)):
+            return prefix
+    return None
+
+
+def check_packages(specs, prefixes: str | None = None) -> None:
+    """Raise MissingPackage unless every spec's package and executable are installed (call before starting any)."""
+    problems = []
+    for spec in specs:
+        prefix = package_prefix(spec.package, prefixes)
+        where = PACKAGE_SOURCES.get(spec.package, WORKSPACE_SOURCE)
+        if prefix is None:
+            problem = f"package '{spec.package}' (for node {spec.full_name}) is not installed; get it from {where}"
+        elif not os.access(os.path.join(prefix, 'lib', spec.package, spec.executable), os.X_OK):
+            problem = (f"package '{spec.package}' at {prefix} has no executable '{spec.executable}' "
+                       f"(for node {spec.full_name}); get a matching version from {where}")
+        else:
+            continue
+        if problem not in problems:
+            problems.append(problem)
+    if problems:
+        raise MissingPackage('; '.join(problems))
 
 
 def resolve_arguments(profile: str, given: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -166,7 +228,7 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
         return []
     # The task travels by name: each node maps it through the checkpoint's own task table.
     common = {'checkpoint': args['checkpoint'], 'device': args['device'], 'use_sim_time': use_sim_time,
-              'task': args['task']}
+              'task': args['task'], 'camera_topics': [t.strip() for t in args['camera_topics'].split(',')]}
     # planner and executor are managed nodes: policy_manager configures them (load, cached artefacts, warm-up),
     # starts the episode in the simulator once both are ready, then activates them.
     manager = NodeSpec(package='aha_wam', executable='policy_manager', name='policy_manager',
@@ -186,6 +248,23 @@ def _policy_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]
                              'accept_inline_context': args['transport'] == 'inline'}),
         manager,
     ]
+
+
+def _camera_nodes(args: Mapping[str, str]) -> list[NodeSpec]:
+    """The ego camera driver, node /camera/ego, its colour stream remapped to /camera/ego/image_raw.
+
+    Not required: a camera that dies must not take the arm drivers down; the policy holds on a stale image."""
+    if args['camera'] == 'realsense':   # realsense2_camera publishes ~/color/image_raw (rgb8)
+        return [NodeSpec(package='realsense2_camera', executable='realsense2_camera_node', name='ego',
+                         namespace='camera', module=None, params_files=('config/camera/realsense.yaml',),
+                         remappings=(('~/color/image_raw', EGO_IMAGE), ('~/color/camera_info', EGO_INFO)),
+                         required=False)]
+    if args['camera'] == 'usb_cam':     # usb_cam publishes image_raw (rgb8 from YUYV) and camera_info
+        return [NodeSpec(package='usb_cam', executable='usb_cam_node_exe', name='ego', namespace='camera',
+                         module=None, params_files=('config/camera/usb_cam.yaml',),
+                         parameters={'video_device': args['camera_device']},
+                         remappings=(('image_raw', EGO_IMAGE), ('camera_info', EGO_INFO)), required=False)]
+    return []
 
 
 def _visualisation_nodes(args: Mapping[str, str], use_sim_time: bool) -> list[NodeSpec]:
@@ -240,7 +319,12 @@ def _profile_nodes(profile: str, args: Mapping[str, str]) -> list[NodeSpec]:
     drivers = [
         NodeSpec(package='piper', executable='piper_single_ctrl', name='piper_ctrl_single_node', module=None,
                  namespace=ns, params_files=('config/piper/piper_real.yaml',),
-                 parameters={'can_port': args[port]})
+                 parameters={'can_port': args[port]}, ros_arguments=('--log-level', args['driver_log_level']))
         for ns, port in zip(_arms(args), ('can_left_port', 'can_right_port'))
     ]
-    return drivers + [_streamer(args, use_sim_time=False), *_policy_nodes(args, use_sim_time=False)]
+    policy = _policy_nodes(args, use_sim_time=False)
+    for i, spec in enumerate(policy):   # the executor checks the drivers' joint names when it activates
+        if spec.name == 'executor':
+            policy[i] = dataclasses.replace(spec, parameters={**spec.parameters,
+                                                             'joint_name_map': args['joint_name_map']})
+    return drivers + [_streamer(args, use_sim_time=False), *_camera_nodes(args), *policy]

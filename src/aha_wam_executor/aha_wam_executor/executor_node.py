@@ -25,21 +25,24 @@ import torch
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from aha_wam.context.channel import Rejection
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_subscription_qos, msg_to_descriptor
-from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
+from aha_wam.interop.contract import check_contract
+from aha_wam.ros.cameras import SENSOR_QOS, CameraSet, camera_topics
+from aha_wam.ros.convert import diagnostic_array, ns_to_stamp, stamp_to_ns
 from aha_wam.runtime.executor_session import ExecutorOptions, Freshness, Observation, Update
 from aha_wam.runtime.rate import FrameClock, LatencyStats, RateMeter
 from aha_wam_msgs.msg import ExecutorStatus, PlannerContext
+from piper_core.joint_names import JointNameError, name_map
 from piper_core.layout import ARMS, JOINT_NAMES, split_arms
-from ros_node_kit import DeadlineLoop, ParameterError, declare_table, run_node
+from ros_node_kit import ParameterError, declare_table, run_node
+from ros_node_kit.managed import FAILURE, SUCCESS, ManagedLoopNode
 
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
@@ -62,9 +65,12 @@ PARAMETERS = {
     'max_image_age': (0.5, 's: hold when the newest image is older', (0.001, 60.0)),
     'max_joint_state_age': (0.25, 's: hold when either arm state is older', (0.001, 60.0)),
     'arms': (['left', 'right'], 'arm namespaces, left first (action dims 0..6 and 7..13)'),
-    'image_topic': ('/camera/ego/image_raw', 'ego camera, sensor_msgs/Image rgb8 or bgr8'),
+    'camera_topics': ([''], "sensor_msgs/Image topics (rgb8 or bgr8) of the camera views the checkpoint's "
+                            "embodiment contract composes, in its order; [''] = the contract's own topics"),
     'context_topic': (CONTEXT_TOPIC, 'planner descriptor topic, aha_wam_msgs/PlannerContext'),
     'joint_state_topic': ('joint_states_single', 'per-arm joint states (relative to the arm namespace)'),
+    'joint_name_map': ('auto', "names of the arms' joint states: 'auto' (joint1..joint6, gripper, or the older "
+                               "piper_ros joint0..joint6), 'identity', 'piper_ros_legacy', or 'received:expected,...'"),
     'trajectory_topic': ('joint_trajectory', 'per-arm trajectory output (relative to the arm namespace)'),
     'limit_tolerance': (0.06, 'rad: chunks this close outside an arm joint limit are clamped to it; further out '
                               'they are discarded and the arms hold', (0.0, 0.2)),
@@ -83,15 +89,18 @@ PARAMETERS = {
 
 
 class ArmCache:
-    """Newest joint state of one arm: positions (7,) joint1..6 rad + gripper m, its stamp, the names seen."""
+    """Newest joint state of one arm: positions (7,) joint1..6 rad + gripper m, its stamp, and the joint order
+    worked out for the names it publishes (or why they cannot be used)."""
 
     def __init__(self):
         self.position: np.ndarray | None = None
         self.stamp_ns: int | None = None
-        self.names: list[str] = []
+        self.names: tuple = ()
+        self.order: tuple = ()
+        self.error = ''
 
 
-class ExecutorNode(LifecycleNode):
+class ExecutorNode(ManagedLoopNode):
     def __init__(self):
         super().__init__('executor')
         p = self.params = declare_table(self, PARAMETERS)
@@ -99,27 +108,29 @@ class ExecutorNode(LifecycleNode):
             raise ParameterError("checkpoint: empty; give the policy checkpoint directory")
         if len(p['arms']) != len(ARMS):
             raise ParameterError(f"arms: must name {len(ARMS)} namespaces (left, right), got {p['arms']}")
+        try:
+            self.joint_names = name_map(p['joint_name_map'])
+        except ValueError as exc:
+            raise ParameterError(f'joint_name_map: {exc}') from None
         self.session = None
-        self._loop: DeadlineLoop | None = None
+        self.cameras: CameraSet | None = None
         self._lock = threading.Lock()
-        self._image: tuple[np.ndarray, int] | None = None
         self._arms = [ArmCache() for _ in p['arms']]
-        self._entities = []                   # subscriptions / publishers made in configure
         self.rate = RateMeter()
         self.frames = FrameClock(p['max_frame_wait'])
         self.total_ms = LatencyStats()
         self.e2e_ms = LatencyStats()
         self.last_update: Update | None = None
-        self.dropped = {'image': 0, 'joint_state': 0}
+        self.dropped = {'joint_state': 0}
         self._next_marker = 0.0
         self.trace = None
+        # Joint states from the start (not from configure): by activation time every arm has shown its names,
+        # and a driver publishing names the policy cannot map refuses activation with one line.
+        for i, arm in enumerate(p['arms']):
+            self.create_subscription(JointState, f"{arm}/{p['joint_state_topic']}",
+                                     lambda msg, i=i: self._on_joint_state(i, msg), SENSOR_QOS)
         if p['autostart']:
-            self._autostart = self.create_timer(0.0, self._on_autostart)
-
-    def _on_autostart(self) -> None:
-        self._autostart.cancel()
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+            self.enable_autostart()
 
     # ---------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -127,28 +138,24 @@ class ExecutorNode(LifecycleNode):
         t0 = time.monotonic()
         try:
             self._build_session()
-        except Exception as exc:   # a checkpoint, backend or task problem: one line, stay unconfigured
+        except Exception as exc:   # a checkpoint, backend, task or contract problem: one line, stay unconfigured
             self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
-            return TransitionCallbackReturn.FAILURE
-        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+            self.release()
+            return FAILURE
         cmd_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._entities = [
-            self.create_subscription(Image, p['image_topic'], self._on_image, sensor_qos),
-            self.create_subscription(PlannerContext, p['context_topic'], self._on_context, context_subscription_qos()),
-        ]
-        self.traj_pubs = []
-        for i, arm in enumerate(p['arms']):
-            self._entities.append(self.create_subscription(
-                JointState, f"{arm}/{p['joint_state_topic']}", lambda msg, i=i: self._on_joint_state(i, msg),
-                sensor_qos))
-            self.traj_pubs.append(self.create_publisher(JointTrajectory, f"{arm}/{p['trajectory_topic']}", cmd_qos))
-        self.status_pub = self.create_publisher(ExecutorStatus, '/aha_wam/executor/status', 10)
-        self.marker_pub = self.create_publisher(MarkerArray, '/aha_wam/markers', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._entities += [*self.traj_pubs, self.status_pub, self.marker_pub, self.diag_pub,
-                           self.create_timer(p['diagnostics_period'], self._publish_diagnostics)]
+        self.cameras = CameraSet(self, self.session.contract, self._camera_topics, on_first=self.frames.arrived,
+                                 log=self.get_logger().warning)
+        self.keep(*self.cameras.subscriptions,
+                  self.create_subscription(PlannerContext, p['context_topic'], self._on_context,
+                                           context_subscription_qos()))
+        self.traj_pubs = [self.keep(self.create_publisher(JointTrajectory, f"{arm}/{p['trajectory_topic']}", cmd_qos))
+                          for arm in p['arms']]
+        self.status_pub = self.keep(self.create_publisher(ExecutorStatus, '/aha_wam/executor/status', 10))
+        self.marker_pub = self.keep(self.create_publisher(MarkerArray, '/aha_wam/markers', 10))
+        self.diag_pub = self.keep(self.create_publisher(DiagnosticArray, '/diagnostics', 10))
+        self.keep(self.create_timer(p['diagnostics_period'], self._publish_diagnostics))
         self.get_logger().info(f'configured in {time.monotonic() - t0:.1f} s: {self._describe}')
-        return TransitionCallbackReturn.SUCCESS
+        return SUCCESS
 
     def _build_session(self) -> None:
         from aha_wam.context.inbox import planner_segment_name
@@ -166,51 +173,35 @@ class ExecutorNode(LifecycleNode):
             if p['trusted_planner'] else None, accept_inline=p['accept_inline_context'])
         self.session = make_executor_session(policy, provenance, options, backend=p['backend'],
                                              threads=p['torch_threads'], log=self.get_logger().warning)
+        contract = self.session.contract
+        self._camera_topics = camera_topics(contract, p['camera_topics'])
+        check_contract(contract, policy.config, camera_topics=self._camera_topics)
         if p['trace_dir']:
             from aha_wam.runtime.trace import TraceWriter
             self.trace = TraceWriter(p['trace_dir'], options)
         self._describe = (f"checkpoint {p['checkpoint']} ({policy.config.name}, {provenance.get('steps', 0)} steps), "
                           f"backend {self.session.backend.describe()}, task {p['task']!r}, "
-                          f"{p['denoise_steps']} steps at {p['control_rate']} Hz, arms {p['arms']}")
+                          f"{p['denoise_steps']} steps at {p['control_rate']} Hz, arms {p['arms']}, contract "
+                          f"{contract.name!r} (cameras {self._camera_topics})")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         mismatch = self._joint_name_mismatch()
         if mismatch:
             self.get_logger().error(mismatch)
-            return TransitionCallbackReturn.FAILURE
+            return FAILURE
         self.session.reset()
-        self._loop = DeadlineLoop(1.0 / self.params['control_rate'], self._tick, name='executor_control',
-                                  max_lag=1).start()
+        self.start_loop(1.0 / self.params['control_rate'], self._tick, 'executor_control')
         self.get_logger().info('active: control loop running')
-        return TransitionCallbackReturn.SUCCESS
+        return SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_loop()
+        self.stop_loop()
         self._publish_hold(self._observation())
         self.get_logger().info('inactive: arms hold')
-        return TransitionCallbackReturn.SUCCESS
+        return SUCCESS
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_loop()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.stop(5.0)
-            self._loop = None
-
-    def _release(self) -> None:
-        for entity in self._entities:
-            try:
-                entity.destroy() if hasattr(entity, 'destroy') else self.destroy_timer(entity)
-            except Exception:  # noqa: BLE001 - already gone during shutdown
-                pass
-        self._entities = []
+    def release(self) -> None:
+        self.cameras = None
         if self.trace is not None:
             self.trace.close()
             self.trace = None
@@ -221,36 +212,27 @@ class ExecutorNode(LifecycleNode):
     def _joint_name_mismatch(self) -> str:
         """One line naming both name lists when an arm publishes names the policy cannot map, else ''."""
         for arm, cache in zip(self.params['arms'], self._arms):
-            if cache.names and not set(JOINT_NAMES) <= set(cache.names):
-                return (f"{arm}/{self.params['joint_state_topic']}: joint names {cache.names} do not contain the "
-                        f"expected {list(JOINT_NAMES)} (an older piper_ros publishes joint0..joint6)")
+            if cache.error:
+                return f"{arm}/{self.params['joint_state_topic']}: {cache.error}"
         return ''
 
     # ---------------------------------------------------------------------------------- callbacks
-    def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_to_rgb(msg)
-        except ValueError as exc:
-            self.dropped['image'] += 1
-            self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
-            return
-        with self._lock:
-            self._image = (rgb, stamp_to_ns(msg.header.stamp))
-        self.frames.arrived()
-
     def _on_joint_state(self, index: int, msg: JointState) -> None:
-        # piper_ros: names joint1..joint6, gripper; position[6] = total gripper opening (m).
+        # piper_ros: joint1..joint6, gripper; position[6] = total gripper opening (m). The order is worked out
+        # once per arm (joint_name_map), then reused while the names stay the same.
         cache = self._arms[index]
+        names = tuple(msg.name)
         try:
-            by_name = dict(zip(msg.name, msg.position))
-            position = np.array([by_name[n] for n in JOINT_NAMES], dtype=float)
-        except KeyError as exc:
-            cache.names = list(msg.name)
+            if names != cache.names:
+                cache.order, cache.names, cache.error = self.joint_names.order(names), names, ''
+            position = np.asarray(msg.position, dtype=float)[list(cache.order)]
+        except (JointNameError, IndexError) as exc:
+            cache.names, cache.error = names, str(exc)
             self.dropped['joint_state'] += 1
-            self.get_logger().warning(f'dropping joint state without {exc}', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'dropping joint state: {exc}', throttle_duration_sec=5.0)
             return
         with self._lock:
-            cache.position, cache.stamp_ns, cache.names = position, stamp_to_ns(msg.header.stamp), list(msg.name)
+            cache.position, cache.stamp_ns = position, stamp_to_ns(msg.header.stamp)
 
     def _on_context(self, msg: PlannerContext) -> None:
         try:
@@ -263,16 +245,16 @@ class ExecutorNode(LifecycleNode):
 
     # ---------------------------------------------------------------------------------- control tick
     def _observation(self) -> Observation | None:
+        image, stamp, views = self.cameras.newest() if self.cameras is not None else (None, 0, None)
         with self._lock:
-            image, arms = self._image, [(a.position, a.stamp_ns) for a in self._arms]
+            arms = [(a.position, a.stamp_ns) for a in self._arms]
         ok = all(pos is not None for pos, _ in arms)
-        return Observation(image=None if image is None else image[0],
-                           image_stamp_ns=0 if image is None else image[1],
+        return Observation(image=image, image_stamp_ns=stamp, images=views,
                            proprio=np.concatenate([pos for pos, _ in arms]) if ok else None,
                            joint_stamps_ns=tuple(stamp for _, stamp in arms) if ok else ())
 
     def _tick(self) -> None:
-        if not self.context.ok():
+        if not self.context.ok() or self.session is None:
             return
         self.frames.wait_if_imminent()        # phase lock: compute on a frame that is about to arrive
         obs = self._observation()
@@ -363,19 +345,15 @@ class ExecutorNode(LifecycleNode):
         level = 'stale' if u is None else ('warn' if u.holding else 'ok')
         self.diag_pub.publish(diagnostic_array(
             self.get_clock().now().to_msg(), f'aha_wam: {self.get_fully_qualified_name()}', level,
-            'inactive' if self._loop is None else ('no update yet' if u is None else (u.detail or f'{self.rate.rate():.1f} Hz')), {
+            'inactive' if not self.looping else ('no update yet' if u is None else (u.detail or f'{self.rate.rate():.1f} Hz')), {
                 'control_rate_hz': f'{self.rate.rate():.2f}', 'update_ms_p50': f'{p50:.1f}',
                 'update_ms_p95': f'{p95:.1f}', 'image_to_trajectory_ms_p50': f'{e50:.1f}',
                 'image_to_trajectory_ms_p95': f'{e95:.1f}', 'chunks': self.session.chunks,
                 'faults': '' if u is None else ','.join(u.faults.names),
                 'contexts_accepted': stats['accepted'], 'contexts_rejected': stats['rejected'],
                 'rejections': {k: v for k, v in stats['rejections'].items() if v},
-                'dropped_images': self.dropped['image'], 'dropped_joint_states': self.dropped['joint_state']}))
-
-    def close(self) -> None:
-        """run_node's cleanup: stop the loop and release the session even without a shutdown transition."""
-        self._stop_loop()
-        self._release()
+                'dropped_images': self.cameras.dropped if self.cameras else 0,
+                'dropped_joint_states': self.dropped['joint_state']}))
 
 
 def main(argv=None) -> int:

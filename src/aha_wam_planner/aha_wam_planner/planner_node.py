@@ -21,18 +21,18 @@ import time
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from aha_wam.ros.context_msg import CONTEXT_TOPIC, context_qos, descriptor_to_msg
-from aha_wam.ros.convert import diagnostic_array, image_to_rgb, ns_to_stamp, stamp_to_ns
+from aha_wam.interop.contract import check_contract
+from aha_wam.ros.cameras import CameraSet, camera_topics
+from aha_wam.ros.convert import diagnostic_array, ns_to_stamp
 from aha_wam.runtime.planner_session import PlannerOptions
 from aha_wam.runtime.rate import LatencyStats, RateMeter
 from aha_wam_msgs.msg import PlannerContext
-from ros_node_kit import DeadlineLoop, declare_table, run_node
+from ros_node_kit import ParameterError, declare_table, run_node
+from ros_node_kit.managed import FAILURE, SUCCESS, ManagedLoopNode
 
 PARAMETERS = {
     'checkpoint': ('', 'policy checkpoint directory (config, model.safetensors, norm stats); required'),
@@ -44,7 +44,8 @@ PARAMETERS = {
     'memory_size': (-1, 'past frames kept in the rolling K/V memory; -1 = the checkpoint config', (-1, 16)),
     'transport': ('shm', "context transport: 'shm' (shared-memory ring), 'cuda_ipc' (same GPU), 'inline' (other host / bags)"),
     'num_slots': (3, 'ring slots; >= 3 keeps torn-read retries rare', (3, 16)),
-    'image_topic': ('/camera/ego/image_raw', 'ego camera, sensor_msgs/Image rgb8 or bgr8'),
+    'camera_topics': ([''], "sensor_msgs/Image topics (rgb8 or bgr8) of the camera views the checkpoint's "
+                            "embodiment contract composes, in its order; [''] = the contract's own topics"),
     'context_topic': (CONTEXT_TOPIC, 'descriptor topic, aha_wam_msgs/PlannerContext'),
     'max_image_age': (0.5, 's: images older than this are not used for a refresh', (0.001, 60.0)),
     'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id)"),
@@ -53,28 +54,19 @@ PARAMETERS = {
 }
 
 
-class PlannerNode(LifecycleNode):
+class PlannerNode(ManagedLoopNode):
     def __init__(self):
         super().__init__('planner')
         p = self.params = declare_table(self, PARAMETERS)
         if not p['checkpoint']:
-            from ros_node_kit import ParameterError
             raise ParameterError('checkpoint: empty; give the policy checkpoint directory')
         self.session = None
-        self._loop: DeadlineLoop | None = None
-        self._lock = threading.Lock()
-        self._image = None            # (rgb, stamp_ns) of the newest frame
-        self._entities = []
+        self.cameras: CameraSet | None = None
+        self._lock = threading.Lock()     # serialises refreshes with reset_episode
         self.rate = RateMeter()
         self.latency = LatencyStats()
-        self.dropped_images = 0
         if p['autostart']:
-            self._autostart = self.create_timer(0.0, self._on_autostart)
-
-    def _on_autostart(self) -> None:
-        self._autostart.cancel()
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+            self.enable_autostart()
 
     # ---------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -91,26 +83,25 @@ class PlannerNode(LifecycleNode):
                 policy, provenance, options, transport=p['transport'], node_name=self.get_name(),
                 namespace=self.get_namespace(), domain_id=os.environ.get('ROS_DOMAIN_ID', '0'),
                 num_slots=p['num_slots'], device=p['device'], backend=p['backend'], threads=p['torch_threads'])
+            topics = camera_topics(self.session.contract, p['camera_topics'])
+            check_contract(self.session.contract, policy.config, camera_topics=topics)
             self._warm_up(policy)
-        except Exception as exc:   # checkpoint, task, transport or export problem: one line, stay unconfigured
+        except Exception as exc:   # checkpoint, task, transport, contract or export problem: one line
             self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
-            if self.session is not None:
-                self.session.close()
-                self.session = None
-            return TransitionCallbackReturn.FAILURE
-        self.pub = self.create_publisher(PlannerContext, p['context_topic'], context_qos())
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self._entities = [self.pub, self.diag_pub,
-                          self.create_subscription(Image, p['image_topic'], self._on_image, image_qos),
-                          self.create_service(Trigger, '~/reset_episode', self._on_reset),
-                          self.create_timer(p['diagnostics_period'], self._publish_diagnostics)]
+            self.release()
+            return FAILURE
+        self.cameras = CameraSet(self, self.session.contract, topics, log=self.get_logger().warning)
+        self.pub = self.keep(self.create_publisher(PlannerContext, p['context_topic'], context_qos()))
+        self.diag_pub = self.keep(self.create_publisher(DiagnosticArray, '/diagnostics', 10))
+        self.keep(*self.cameras.subscriptions, self.create_service(Trigger, '~/reset_episode', self._on_reset),
+                  self.create_timer(p['diagnostics_period'], self._publish_diagnostics))
         w = self.session.writer
         self.get_logger().info(
             f"configured in {time.monotonic() - t0:.1f} s: checkpoint {p['checkpoint']} ({policy.config.name}, "
             f"{provenance.get('steps', 0)} steps), task {p['task']!r}, transport {p['transport']} segment "
-            f"{w.segment_name or '-'}, refresh {p['refresh_rate']} Hz, prefill backend {p['backend']}")
-        return TransitionCallbackReturn.SUCCESS
+            f"{w.segment_name or '-'}, refresh {p['refresh_rate']} Hz, prefill backend {p['backend']}, contract "
+            f"{self.session.contract.name!r} (cameras {topics})")
+        return SUCCESS
 
     def _warm_up(self, policy) -> None:
         """One prefill on a black frame (first-call allocations, graph warm-up), then a clean episode."""
@@ -121,52 +112,22 @@ class PlannerNode(LifecycleNode):
         self.session.reset()
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        self._loop = DeadlineLoop(self.session.options.period_ns * 1e-9, self._refresh_once, name='planner_refresh',
-                                  max_lag=1).start()
+        self.start_loop(self.session.options.period_ns * 1e-9, self._refresh_once, 'planner_refresh')
         self.get_logger().info('active: refreshing')
-        return TransitionCallbackReturn.SUCCESS
+        return SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_loop()
+        self.stop_loop()
         self.get_logger().info('inactive: no refreshes')
-        return TransitionCallbackReturn.SUCCESS
+        return SUCCESS
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_loop()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.stop(5.0)
-            self._loop = None
-
-    def _release(self) -> None:
-        for entity in self._entities:
-            try:
-                entity.destroy() if hasattr(entity, 'destroy') else self.destroy_timer(entity)
-            except Exception:  # noqa: BLE001 - already gone during shutdown
-                pass
-        self._entities = []
+    def release(self) -> None:
+        self.cameras = None
         if self.session is not None:
             self.session.close()      # unlinks the shared-memory segment
             self.session = None
 
     # ---------------------------------------------------------------------------------- callbacks
-    def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_to_rgb(msg)
-        except ValueError as exc:
-            self.dropped_images += 1
-            self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
-            return
-        with self._lock:
-            self._image = (rgb, stamp_to_ns(msg.header.stamp))
-
     def _on_reset(self, request, response):
         with self._lock:
             if self.session is not None:
@@ -176,19 +137,17 @@ class PlannerNode(LifecycleNode):
 
     # ---------------------------------------------------------------------------------- worker
     def _refresh_once(self) -> None:
-        if not self.context.ok():
+        if not self.context.ok() or self.cameras is None:
             return
-        with self._lock:
-            frame = self._image
-        if frame is None:
+        rgb, stamp_ns, views = self.cameras.newest()
+        if rgb is None:
             return
-        rgb, stamp_ns = frame
         now_ns = self.get_clock().now().nanoseconds
         if not self.session.usable(stamp_ns, now_ns):
             return
         try:
             with self._lock:      # serialise with reset_episode
-                descriptor = self.session.refresh(rgb, stamp_ns, now_ns)
+                descriptor = self.session.refresh(rgb, stamp_ns, now_ns, images=views)
             msg = descriptor_to_msg(descriptor)
             msg.header.stamp = ns_to_stamp(stamp_ns)
             self.pub.publish(msg)
@@ -206,15 +165,11 @@ class PlannerNode(LifecycleNode):
         level = 'ok' if rate > 0.5 * self.params['refresh_rate'] else ('warn' if rate > 0 else 'stale')
         self.diag_pub.publish(diagnostic_array(
             self.get_clock().now().to_msg(), f'aha_wam: {self.get_fully_qualified_name()}', level,
-            'inactive' if self._loop is None else f'{rate:.2f} Hz refresh', {
+            'inactive' if not self.looping else f'{rate:.2f} Hz refresh', {
                 'refresh_rate_hz': f'{rate:.2f}', 'prefill_ms_p50': f'{p50:.1f}', 'prefill_ms_p95': f'{p95:.1f}',
                 'refreshes': self.session.refreshes, 'version': self.session.writer.version,
                 'transport': self.params['transport'], 'segment': self.session.writer.segment_name,
-                'dropped_images': self.dropped_images, 'skipped_stale_images': self.session.skipped_stale}))
-
-    def close(self) -> None:
-        self._stop_loop()
-        self._release()
+                'dropped_images': self.cameras.dropped if self.cameras else 0, 'skipped_stale_images': self.session.skipped_stale}))
 
 
 def main(argv=None) -> int:

@@ -11,5 +11,6 @@ from .polled import PolledSubscription
 from .spin import make_executor, run_node
 from .stamps import sec_to_stamp, stamp_to_sec
 
+# managed.py (ManagedLoopNode) is imported by name: it pulls rclpy.lifecycle, which plain nodes do not need.
 __all__ = ['DeadlineLoop', 'ParameterError', 'PolledSubscription', 'declare', 'declare_table', 'descriptor', 'make_executor',
            'run_node', 'sec_to_stamp', 'stamp_to_sec']

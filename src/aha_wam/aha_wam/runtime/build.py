@@ -51,6 +51,13 @@ def resolve_task(provenance: dict, task: str | int) -> int:
     return table[task]
 
 
+def contract_of(policy, provenance: dict):
+    """The checkpoint's embodiment contract (embodiment.yaml, or the default for its config)."""
+    from aha_wam.interop.contract import contract_for_checkpoint, default_contract
+    directory = provenance.get('checkpoint_dir')
+    return contract_for_checkpoint(directory, policy.config) if directory else default_contract(policy.config)
+
+
 def artefact_key(provenance: dict) -> str:
     basis = json.dumps({'weights': provenance.get('weights_sha256', ''), 'config': provenance.get('config_sha256', ''),
                         'checkpoint': provenance.get('checkpoint_dir', '') if not provenance.get('weights_sha256')
@@ -97,7 +104,7 @@ def make_planner_session(policy, provenance: dict, options: PlannerOptions, *, t
             size = cfg.memory.max_entries if options.memory_size < 0 else options.memory_size
             runner = OnnxRuntimePrefill(policy, cache_dir=artefact_dir(provenance), threads=max(1, threads),
                                         max_entries=size)
-        return PlannerSession(policy, writer, options, prefill_runner=runner)
+        return PlannerSession(policy, writer, options, prefill_runner=runner, contract=contract_of(policy, provenance))
     except BaseException:
         writer.close()
         raise
@@ -113,6 +120,7 @@ def make_executor_session(policy, provenance: dict, options: ExecutorOptions, *,
                            transports=('shm', 'cuda_ipc', 'inline') if options.accept_inline else ('shm', 'cuda_ipc'),
                            trusted_segments=options.trusted_segments)
     reader.prepare(policy.planner.layout)
-    session = ExecutorSession(policy, options, backend=engine, reader=reader, log=log)
+    session = ExecutorSession(policy, options, backend=engine, reader=reader, log=log,
+                              contract=contract_of(policy, provenance))
     session.backend_name = backend
     return session

@@ -26,11 +26,11 @@ import torch
 from aha_wam.context.channel import ContextReader
 from aha_wam.context.inbox import ContextInbox
 from aha_wam.context.layout import PlannerContext
-from aha_wam.preprocess import model_image
 from aha_wam.runtime.commands import ArmCommand, chunk_commands, hold_commands
 from aha_wam.runtime.faults import BLOCKING, Fault
 from aha_wam.runtime.handover import HandOver, hand_over
 from aha_wam.runtime.safety import ChunkGuard
+from aha_wam.runtime.views import ModelUnits, model_view
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +83,11 @@ class ExecutorOptions:
 
 @dataclasses.dataclass
 class Observation:
-    image: np.ndarray | None             # [h, w, 3] uint8 RGB, any size (resized by model_image)
+    image: np.ndarray | None             # [h, w, 3] uint8 RGB of the first (head / ego) camera, any size
     image_stamp_ns: int                  # capture time
     proprio: np.ndarray | None           # (14,) left j1..j6 rad, gripper m, then right
     joint_stamps_ns: tuple[int, ...]     # one stamp per arm (empty when an arm has no state yet)
+    images: dict | None = None           # every camera view by name, when the contract composes several
 
 
 @dataclasses.dataclass
@@ -117,9 +118,14 @@ class ExecutorSession:
     """Context delivery + staleness + update + hold state machine; see the module docstring."""
 
     def __init__(self, policy, options: ExecutorOptions = ExecutorOptions(), *, backend=None,
-                 reader: ContextReader | None = None, log=None):
+                 reader: ContextReader | None = None, log=None, contract=None):
+        from aha_wam.interop.contract import piper_native_contract
         self.policy = policy
         self.options = options
+        # What the model sees and in which units (the checkpoint's embodiment contract; Piper-native: identity).
+        self.contract = contract or piper_native_contract(policy.config)
+        self.units = ModelUnits(self.contract)
+        self.commanded: np.ndarray | None = None     # the last chunk sent (state source 'commanded')
         # prepare/denoise run on `backend` (aha_wam.export.make_backend: cudagraph, onnxruntime, tensorrt, ...)
         # with the policy's semantics; by default on the policy itself (eager torch).
         self.backend = policy if backend is None else backend
@@ -140,15 +146,19 @@ class ExecutorSession:
         self.reset(options.task, options.seed)
 
     # ------------------------------------------------------------------------------------------ episode
-    def reset(self, task: int | None = None, seed: int | None = None) -> None:
-        """New episode: task, noise seed, no motion yet. The last good context stays (the planner resets
-        its own memory; a context from before the reset simply ages out)."""
+    def reset(self, task: int | None = None, seed: int | None = None, forget_context: bool = False) -> None:
+        """New episode: task, noise seed, no motion yet. `forget_context` also drops the current context (the
+        ClosedLoop's clock restarts at 0 each episode, so an old context would look young); the nodes keep it
+        (on ROS time it simply ages out)."""
+        if forget_context:
+            self.context = None
         if task is not None:
             self.task = int(task)
         self.policy.set_task(self.task)
         self.generator = torch.Generator().manual_seed(int(self.options.seed if seed is None else seed))
         self.moving = False             # a chunk was sent since the last hold
         self.chunks = 0
+        self.commanded = None
 
     # ------------------------------------------------------------------------------------------ delivery
     def offer(self, descriptor) -> None:
@@ -160,7 +170,8 @@ class ExecutorSession:
         """Examine every queued descriptor, newest first; the newest valid one becomes the context."""
         got = self.inbox.take()
         self.delivered = list(got.items)            # what this tick examined, in arrival order (traces)
-        self.context = got.context
+        if got.new:      # only a newly accepted context replaces ours: a reset (new episode) stays cleared
+            self.context = got.context
         if got.rejections:                          # informational: the newest valid context is still used
             return Fault.CONTEXT_REJECTED, str(got.last_rejection)
         return Fault.NONE, ''
@@ -206,6 +217,7 @@ class ExecutorSession:
             out.detail = '; '.join(filter(None, [out.detail, read_detail]))
         if out.handover is not None and not out.handover.empty:
             out.commands, out.kind = chunk_commands(out.handover), 'chunk'
+            self.commanded = out.handover
             self.moving = True
             self.chunks += 1
         elif out.holding and self.moving and obs is not None and obs.proprio is not None:
@@ -233,16 +245,18 @@ class ExecutorSession:
             out.phase_offset = max(0, int(round((obs.image_stamp_ns - context.stamp_ns) / self.action_period_ns)))
         try:
             with torch.no_grad():
-                image = model_image(obs.image, *self.image_hw)
+                image = model_view(self.contract, obs.image, obs.images)
+                state = self.units.to_model(self._state(obs, now_ns))
                 if self.options.ovcr:
-                    prepared = self.backend.prepare(context, image, obs.proprio, out.phase_offset)
+                    prepared = self.backend.prepare(context, image, state, out.phase_offset)
                 else:
-                    prepared = self.policy.prepare(context, image, obs.proprio, out.phase_offset, route=False)
+                    prepared = self.policy.prepare(context, image, state, out.phase_offset, route=False)
                 t1 = clock_ns()
                 # the checkpoint's noise layout ('horizon': the official per-chunk rows; 'chunk': legacy)
                 noise = self.policy.chunk_noise(out.phase_offset, generator=self.generator)
                 x = self.backend.denoise(prepared, noise, self.options.steps)
                 chunk = self.policy.normalizer.unnormalize_action(x.float())[0].cpu().numpy().astype(np.float64)
+                chunk = self.units.to_robot(chunk)
         except Exception as exc:   # never let one bad input kill the control loop: hold and report
             out.faults |= Fault.INFERENCE_ERROR
             out.detail = f'inference failed: {type(exc).__name__}: {exc}'
@@ -267,6 +281,15 @@ class ExecutorSession:
             return out
         out.handover = handover
         return out
+
+    def _state(self, obs: Observation, now_ns: int) -> np.ndarray:
+        """The chunk-start state the model was trained on: the measured joints, or (state source 'commanded',
+        the official RoboTwin checkpoints) the action the last sent chunk commands now."""
+        h = self.commanded
+        if self.contract.state_source != 'commanded' or h is None:
+            return obs.proprio
+        i = int(np.clip(round((now_ns - h.start_ns) / h.period_ns), 0, h.actions.shape[0] - 1))
+        return h.actions[i]
 
     def close(self) -> None:
         self.reader.close()

@@ -121,8 +121,7 @@ class PolicyAgent:
 
     def reset(self, env, task: str, task_id: int, seed: int) -> None:
         self.planner.reset(task=task_id)
-        self.executor.reset(task=task_id, seed=seed)
-        self.executor.context = None       # a new episode starts from its own planner contexts
+        self.executor.reset(task=task_id, seed=seed, forget_context=True)   # new episode, its own contexts
         self._contexts: list[tuple[int, object]] = []     # (ready_ns, descriptor) in flight
         self._next_tick_ns = 0
 

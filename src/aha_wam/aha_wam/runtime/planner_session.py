@@ -17,7 +17,7 @@ import torch
 from aha_wam.context.channel import ContextWriter
 from aha_wam.context.descriptor import ContextDescriptor
 from aha_wam.models.memory import KVMemory
-from aha_wam.preprocess import model_image
+from aha_wam.runtime.views import model_view
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +51,10 @@ class PlannerSession:
     """
 
     def __init__(self, policy, writer: ContextWriter, options: PlannerOptions = PlannerOptions(), *,
-                 prefill_runner=None):
+                 prefill_runner=None, contract=None):
+        from aha_wam.interop.contract import piper_native_contract
         self.policy = policy
+        self.contract = contract or piper_native_contract(policy.config)   # the cameras the model sees
         self.writer = writer
         self.options = options
         # The rolling memory is the session's: its capacity is an option (the no-memory ablation is
@@ -104,12 +106,14 @@ class PlannerSession:
             return False
         return True
 
-    def refresh(self, image: np.ndarray, stamp_ns: int, now_ns: int | None = None) -> ContextDescriptor:
-        """Prefill on `image` and publish the context; advances the cadence grid."""
+    def refresh(self, image: np.ndarray, stamp_ns: int, now_ns: int | None = None,
+                images: dict | None = None) -> ContextDescriptor:
+        """Prefill on `image` (or the contract's composite of `images`, by view name) and publish the context;
+        advances the cadence grid."""
         t0 = time.perf_counter()
         prefill = (self.prefill_runner or self.policy).prefill
         with torch.no_grad():
-            context = prefill({'image': model_image(image, *self.image_hw),
+            context = prefill({'image': model_view(self.contract, image, images),
                                'step': self.step_of(stamp_ns), 'stamp_ns': int(stamp_ns)})
         descriptor = self.writer.publish(context)
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
