@@ -13,7 +13,7 @@ from ament_index_python.packages import get_package_share_directory
 from aha_wam import system
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTERNAL_PACKAGES = {'piper'}   # AgileX piper_ros: present only in a full ROS install with real arms
+EXTERNAL_PACKAGES = set(system.PACKAGE_SOURCES)   # piper_ros, camera drivers, rviz: only in a full ROS install
 
 
 EXAMPLE_ARGUMENTS = {'sim': {'checkpoint': '/ckpt'}, 'real': {'checkpoint': '/ckpt'},

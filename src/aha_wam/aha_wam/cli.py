@@ -121,6 +121,8 @@ def cmd_up(args) -> int:
     from aha_wam import supervisor, system
     try:
         system.resolve_arguments(args.profile, parse_launch_arguments(args.arguments))
+        # every package first: nothing may start when one is missing (one line naming it and where to get it)
+        system.check_packages(system.nodes(args.profile, parse_launch_arguments(args.arguments)))
     except ValueError as exc:
         print(f'aha-wam up: {exc}', file=sys.stderr)
         return 2

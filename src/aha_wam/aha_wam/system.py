@@ -150,14 +150,14 @@ PROFILES = tuple(ARGUMENTS)
 
 # Where to get each package a profile may need but this workspace does not build (one line in the error).
 PACKAGE_SOURCES = {
-    'piper': 'AgileX piper_ros, branch humble (https://github.com/agilexrobotics/piper_ros; docker/Dockerfile pins '
-             'a commit): clone it into a workspace, `colcon build --packages-up-to piper`, source its install/',
-    'realsense2_camera': 'apt install ros-humble-realsense2-camera, or choose camera:=usb_cam|none',
-    'usb_cam': 'apt install ros-humble-usb-cam, or choose camera:=realsense|none',
-    'rviz2': 'apt install ros-humble-rviz2 (ros-humble-desktop), or leave rviz:=false',
-    'robot_state_publisher': 'apt install ros-humble-robot-state-publisher, or leave rviz:=false',
+    'piper': 'it is AgileX piper_ros, branch humble (https://github.com/agilexrobotics/piper_ros; docker/Dockerfile '
+             'pins a commit): clone it into a workspace, `colcon build --packages-up-to piper`, source its install/',
+    'realsense2_camera': '`apt install ros-humble-realsense2-camera`, or choose camera:=usb_cam|none',
+    'usb_cam': '`apt install ros-humble-usb-cam`, or choose camera:=realsense|none',
+    'rviz2': '`apt install ros-humble-rviz2` (or ros-humble-desktop), or leave rviz:=false',
+    'robot_state_publisher': '`apt install ros-humble-robot-state-publisher`, or leave rviz:=false',
 }
-WORKSPACE_SOURCE = 'this workspace: build it (make setup, or colcon build) and source install/setup.bash'
+WORKSPACE_SOURCE = 'it is part of this workspace: build it (make setup, or colcon build) and source install/setup.bash'
 
 
 class MissingPackage(ValueError):
@@ -176,19 +176,18 @@ def package_prefix(package: str, prefixes: str | None = None) -> str | None:
 
 def check_packages(specs, prefixes: str | None = None) -> None:
     """Raise MissingPackage unless every spec's package and executable are installed (call before starting any)."""
-    problems = []
+    needed: dict[tuple[str, str], list[str]] = {}
     for spec in specs:
-        prefix = package_prefix(spec.package, prefixes)
-        where = PACKAGE_SOURCES.get(spec.package, WORKSPACE_SOURCE)
+        needed.setdefault((spec.package, spec.executable), []).append(spec.full_name)
+    problems = []
+    for (package, executable), names in needed.items():
+        prefix = package_prefix(package, prefixes)
+        where = PACKAGE_SOURCES.get(package, WORKSPACE_SOURCE)
         if prefix is None:
-            problem = f"package '{spec.package}' (for node {spec.full_name}) is not installed; get it from {where}"
-        elif not os.access(os.path.join(prefix, 'lib', spec.package, spec.executable), os.X_OK):
-            problem = (f"package '{spec.package}' at {prefix} has no executable '{spec.executable}' "
-                       f"(for node {spec.full_name}); get a matching version from {where}")
-        else:
-            continue
-        if problem not in problems:
-            problems.append(problem)
+            problems.append(f"package '{package}' is not installed (needed by {', '.join(names)}): {where}")
+        elif not os.access(os.path.join(prefix, 'lib', package, executable), os.X_OK):
+            problems.append(f"package '{package}' at {prefix} has no executable '{executable}' (needed by "
+                            f"{', '.join(names)}): {where}")
     if problems:
         raise MissingPackage('; '.join(problems))
 
