@@ -53,3 +53,43 @@ def rel_err(ours: torch.Tensor, official: torch.Tensor) -> float:
     """max |ours - official| / max |official| (normwise relative error)."""
     ours, official = ours.double(), official.double()
     return float((ours - official).abs().max() / official.abs().max().clamp_min(1e-30))
+
+
+# Tiny stand-ins for the Wan2.2 VAE and the UMT5 text encoder, built from configs (no downloads).
+TINY_VAE = dict(base_dim=8, decoder_base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, is_residual=True,
+                in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
+                latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[0.5, 1.5, 1.0, 2.0])
+
+
+def make_tiny_vae(path: Path) -> Path:
+    import diffusers
+    torch.manual_seed(0)
+    diffusers.AutoencoderKLWan(**TINY_VAE).save_pretrained(str(path))
+    return path
+
+
+def make_tiny_tokenizer(path: Path, sentences) -> Path:
+    """A T5 tokenizer trained here on a few sentences (Unigram, like UMT5's)."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.NFKC()
+    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    tk.decoder = decoders.Metaspace()
+    tk.train_from_iterator(list(sentences) * 20, trainers.UnigramTrainer(
+        vocab_size=60, special_tokens=['<pad>', '</s>', '<unk>'], unk_token='<unk>'))
+    tk.post_processor = processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', tk.token_to_id('</s>'))])
+    tok = transformers.T5TokenizerFast(tokenizer_object=tk, pad_token='<pad>', eos_token='</s>', unk_token='<unk>',
+                                       extra_ids=0)
+    tok.save_pretrained(str(path))
+    return path
+
+
+def make_tiny_umt5(path: Path, d_model: int = 16, num_layers: int = 2) -> Path:
+    import transformers
+    torch.manual_seed(0)
+    cfg = transformers.UMT5Config(vocab_size=64, d_model=d_model, d_kv=8, d_ff=32, num_layers=num_layers, num_heads=2,
+                                  relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                  decoder_start_token_id=0)
+    transformers.UMT5EncoderModel(cfg).save_pretrained(str(path))
+    return path

@@ -18,20 +18,12 @@ from aha_wam.interop.text import (OFFICIAL_PROMPT, TextEmbeddingError, instructi
                                   load_instruction_cache, prompt_of)
 from aha_wam.models import wan22  # noqa: E402
 from aha_wam.models.wan22 import ENV_WEIGHTS, Wan22Encoder, Wan22Error  # noqa: E402
-from _interop_support import load_fixture, official_payload, tiny_official_config  # noqa: E402
-
-TINY_VAE = dict(base_dim=8, decoder_base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, is_residual=True,
-                in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
-                latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[0.5, 1.5, 1.0, 2.0])
-
+from _interop_support import (TINY_VAE, load_fixture, make_tiny_tokenizer, make_tiny_umt5, make_tiny_vae,  # noqa: E402
+                              official_payload, tiny_official_config)
 
 @pytest.fixture(scope='module')
 def vae_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    vae = diffusers.AutoencoderKLWan(**TINY_VAE)
-    path = tmp_path_factory.mktemp('wan22') / 'vae'
-    vae.save_pretrained(str(path))
-    return path
+    return make_tiny_vae(tmp_path_factory.mktemp('wan22') / 'vae')
 
 
 def _encoder(vae_dir, h=64, w=96):
@@ -95,24 +87,10 @@ def test_wan22_single_safetensors_file(vae_dir, tmp_path, monkeypatch):
 @pytest.fixture(scope='module')
 def umt5_dir(tmp_path_factory):
     """A tiny UMT5 encoder and a T5 tokenizer trained here on a few sentences (no downloads)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     root = tmp_path_factory.mktemp('umt5')
-    tk = Tokenizer(models.Unigram())
-    tk.normalizer = normalizers.NFKC()
-    tk.pre_tokenizer = pre_tokenizers.Metaspace()
-    tk.decoder = decoders.Metaspace()
-    corpus = [prompt_of(t) for t in ('lift the box', 'place the cube in the bowl', 'hand over the cube')] * 20
-    tk.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=60, special_tokens=['<pad>', '</s>', '<unk>'],
-                                                           unk_token='<unk>'))
-    tk.post_processor = processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', tk.token_to_id('</s>'))])
-    tok = transformers.T5TokenizerFast(tokenizer_object=tk, pad_token='<pad>', eos_token='</s>', unk_token='<unk>',
-                                       extra_ids=0)
-    tok.save_pretrained(str(root / 'tokenizer'))
-    torch.manual_seed(0)
-    cfg = transformers.UMT5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
-                                  relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
-                                  decoder_start_token_id=0)
-    transformers.UMT5EncoderModel(cfg).save_pretrained(str(root / 'text_encoder'))
+    make_tiny_tokenizer(root / 'tokenizer', [prompt_of(t) for t in ('lift the box', 'place the cube in the bowl',
+                                                                     'hand over the cube')])
+    make_tiny_umt5(root / 'text_encoder')
     return root
 
 

@@ -76,7 +76,10 @@ PARAMETERS = {
                               'they are discarded and the arms hold', (0.0, 0.2)),
     'gripper_limit_tolerance': (0.07, 'm: gripper targets this far outside 0..0.07 m are clamped (the driver '
                                       'clamps them too); further out the chunk is discarded', (0.0, 0.1)),
-    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id)"),
+    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id); for a checkpoint conditioned "
+                         "on instructions (official): a task name (its instruction) or the instruction itself"),
+    'instruction_cache': ('', 'UMT5 instruction embeddings (aha-wam embed-instructions) for checkpoints without a '
+                              "task table; '' = <checkpoint>/instructions.safetensors"),
     'seed': (0, 'seed of the denoising noise (reproducible runs)', (0, 2**31 - 1)),
     'publish_markers': (True, 'publish predicted end-effector paths on /aha_wam/markers'),
     'marker_rate': (5.0, 'Hz, at most this many marker updates per second (rviz needs few; FK costs CPU)',
@@ -166,7 +169,7 @@ class ExecutorNode(ManagedLoopNode):
         policy, provenance = load_policy(p['checkpoint'], device=p['device'])
         options = ExecutorOptions(
             steps=p['denoise_steps'], control_rate=p['control_rate'], seed=p['seed'],
-            task=resolve_task(provenance, p['task']),
+            task=resolve_task(provenance, p['task'], policy, p['instruction_cache']),
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']),
             limit_tolerance=p['limit_tolerance'], gripper_limit_tolerance=p['gripper_limit_tolerance'],
             trusted_segments=(planner_segment_name(p['trusted_planner'], os.environ.get('ROS_DOMAIN_ID', '0')),)

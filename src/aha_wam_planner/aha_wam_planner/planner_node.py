@@ -48,7 +48,10 @@ PARAMETERS = {
                             "embodiment contract composes, in its order; [''] = the contract's own topics"),
     'context_topic': (CONTEXT_TOPIC, 'descriptor topic, aha_wam_msgs/PlannerContext'),
     'max_image_age': (0.5, 's: images older than this are not used for a refresh', (0.001, 60.0)),
-    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id)"),
+    'task': ('lift_box', "task name in the checkpoint's task table (or its numeric id); for a checkpoint conditioned "
+                         "on instructions (official): a task name (its instruction) or the instruction itself"),
+    'instruction_cache': ('', 'UMT5 instruction embeddings (aha-wam embed-instructions) for checkpoints without a '
+                              "task table; '' = <checkpoint>/instructions.safetensors"),
     'diagnostics_period': (1.0, 's between /diagnostics messages', (0.05, 60.0)),
     'autostart': (False, 'configure and activate by itself at start (without a lifecycle manager)'),
 }
@@ -77,7 +80,7 @@ class PlannerNode(ManagedLoopNode):
             if p['torch_threads'] > 0:
                 torch.set_num_threads(p['torch_threads'])
             policy, provenance = load_policy(p['checkpoint'], device=p['device'])
-            options = PlannerOptions(refresh_rate=p['refresh_rate'], task=resolve_task(provenance, p['task']),
+            options = PlannerOptions(refresh_rate=p['refresh_rate'], task=resolve_task(provenance, p['task'], policy, p['instruction_cache']),
                                      memory_size=p['memory_size'], max_image_age=p['max_image_age'])
             self.session = make_planner_session(
                 policy, provenance, options, transport=p['transport'], node_name=self.get_name(),

@@ -38,8 +38,23 @@ def task_table(provenance: dict) -> dict[str, int]:
     return {str(name): i for i, name in enumerate(names)}
 
 
-def resolve_task(provenance: dict, task: str | int) -> int:
-    """A task name (or a numeric id as text) -> the checkpoint's task id; unknown names raise one clear line."""
+INSTRUCTION_CACHE = 'instructions.safetensors'     # next to a checkpoint without a task table (official ones)
+
+
+def resolve_task(provenance: dict, task: str | int, policy=None, instruction_cache: str = ''):
+    """What the policy is told to do: a task id of the checkpoint's task table (a name, or an id as text), or,
+    for a checkpoint conditioned on instructions (the official ones: no task table), the instruction's UMT5
+    embedding from `instruction_cache` (default: <checkpoint>/instructions.safetensors, written by
+    `aha-wam embed-instructions`). A known task name stands for its task's instruction (piper_core task YAML).
+    Unknown names and missing embeddings raise one clear line."""
+    if policy is not None and policy.task_table is None:
+        from pathlib import Path
+        from aha_wam.interop.text import instruction_tokens
+        cache = instruction_cache or str(Path(provenance.get('checkpoint_dir', '.')) / INSTRUCTION_CACHE)
+        if not Path(cache).is_file():
+            raise ValueError(f'this checkpoint is conditioned on instructions and has no {INSTRUCTION_CACHE}; '
+                             f'run `aha-wam embed-instructions ... --out {cache}` (or set instruction_cache)')
+        return instruction_tokens(cache, _instruction_of(str(task)))
     table = task_table(provenance)
     if isinstance(task, int) or (isinstance(task, str) and task.strip().isdigit()):
         tid = int(task)
@@ -49,6 +64,12 @@ def resolve_task(provenance: dict, task: str | int) -> int:
     if task not in table:
         raise ValueError(f'unknown task {task!r}: this checkpoint knows {", ".join(table)}')
     return table[task]
+
+
+def _instruction_of(task: str) -> str:
+    """A simulator task's instruction (its YAML), or the text itself."""
+    from piper_core.sim.tasks import available_tasks, load_task_spec
+    return load_task_spec(task).instruction if task in available_tasks() else task
 
 
 def contract_of(policy, provenance: dict):

@@ -152,8 +152,8 @@ class ExecutorSession:
         (on ROS time it simply ages out)."""
         if forget_context:
             self.context = None
-        if task is not None:
-            self.task = int(task)
+        if task is not None:     # a task id, or instruction tokens (checkpoints without a task table)
+            self.task = int(task) if isinstance(task, (int, np.integer)) else task
         self.policy.set_task(self.task)
         self.generator = torch.Generator().manual_seed(int(self.options.seed if seed is None else seed))
         self.moving = False             # a chunk was sent since the last hold

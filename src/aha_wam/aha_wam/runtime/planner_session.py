@@ -75,8 +75,8 @@ class PlannerSession:
 
     def reset(self, task: int | None = None) -> None:
         """New episode: clear the rolling memory; the next image becomes step 0."""
-        if task is not None:
-            self.task = int(task)
+        if task is not None:     # a task id, or instruction tokens (checkpoints without a task table)
+            self.task = int(task) if isinstance(task, (int, np.integer)) else task
         self.policy.reset(task=self.task)
         self.memory.reset()
         if self.prefill_runner is not None:

@@ -75,7 +75,9 @@ class TraceWriter:
 
 
 def _options_dict(o: ExecutorOptions) -> dict:
-    d = dataclasses.asdict(o)
+    task = o.task if isinstance(o.task, int) else np.asarray(o.task, dtype=np.float32).tolist()  # instruction tokens
+    d = dataclasses.asdict(dataclasses.replace(o, task=0))
+    d['task'] = task
     return d
 
 
@@ -98,6 +100,9 @@ def options_from(d: dict) -> ExecutorOptions:
     from aha_wam.runtime.executor_session import Freshness
     d = dict(d)
     d['freshness'] = Freshness(**d['freshness'])
+    if not isinstance(d['task'], int):
+        import torch
+        d['task'] = torch.tensor(d['task'])
     return ExecutorOptions(**d)
 
 
