@@ -99,8 +99,13 @@ def run_node(make_node: Callable, label: str | None = None, argv=None, threads: 
         print(f'[ERROR] {label}: bad parameter: {exc}', file=sys.stderr, flush=True)
         code = 2
     except Exception as exc:  # cannot build the node: one clear line, no traceback
-        print(f'[ERROR] {label}: error: {exc}', file=sys.stderr, flush=True)
-        code = 1
+        if interrupts.count or not rclpy.ok():
+            # a stop was requested: a signal (or rclpy.shutdown) invalidated the context under spin or the build,
+            # and rclpy raised from it ("failed to initialize wait set: the given context is not valid")
+            pass
+        else:
+            print(f'[ERROR] {label}: error: {exc}', file=sys.stderr, flush=True)
+            code = 1
     finally:
         _absorb_further_interrupts()
         if node is not None:

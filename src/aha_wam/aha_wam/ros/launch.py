@@ -40,7 +40,7 @@ def _node_actions(context, profile: str):
             namespace=spec.namespace, output='screen',
             parameters=files,
             remappings=list(spec.remappings),
-            ros_arguments=list(spec.ros_arguments),
+            ros_arguments=list(spec.ros_arguments) or None,    # [] would still add a second --ros-args
             arguments=[a.replace('{share}', share) for a in spec.arguments],
             on_exit=Shutdown(reason=f'{spec.name} exited') if spec.required else None))
     return actions
