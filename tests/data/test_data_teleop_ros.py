@@ -88,8 +88,15 @@ def test_teleop_recorder_records_leader_commands_and_follower_states(tmp_path):
         # every recorded action is one of the leader's commands, exactly, and they come in the leader's order
         match = [np.flatnonzero(np.all(leader_cmds == a, axis=1)) for a in actions]
         assert all(m.size for m in match), 'an action that the leader never sent'
-        order = [int(m[0]) for m in match]
-        assert order == sorted(order) and order[-1] - order[0] > 50, 'the actions follow the leader over time'
+        # the leader's motion is periodic, so a value can occur in several cycles: take, for each action, the
+        # first occurrence at or after the previous action's (the leader's order must hold for all of them)
+        order, last = [], 0
+        for m in match:
+            later = m[m >= last]
+            assert later.size, 'an action out of the leader\'s order'
+            last = int(later[0])
+            order.append(last)
+        assert order[-1] - order[0] > 50, 'the actions follow the leader over time'
         # every recorded state is a follower joint state the driver published (same stamp, same values)
         s_stamps, states = r.joints[arm]
         seen = [k for k, s in enumerate(s_stamps) if int(s) in follower[arm]]

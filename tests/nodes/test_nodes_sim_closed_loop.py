@@ -102,3 +102,21 @@ def test_sim_profile_runs_closed_loop_for_20s(tiny_checkpoint):
 
     assert shm_segments() - before == set(), 'a shared-memory segment was left behind'
     assert all(not os.path.exists(f'/proc/{pid}') for pid in children), 'orphan node processes'
+
+
+@pytest.mark.ros
+def test_live_episode_starts_after_the_policy_is_active(tiny_checkpoint, tmp_path):
+    """The path of `aha-wam demo` / `eval-live`: policy_manager reports the policy active, then a seeded episode
+    is started on request (executor holds, sim reset with the seed, planner memory reset, executor active)."""
+    from aha_wam.ros.live import LiveSystem
+    live = LiveSystem(tiny_checkpoint, 'lift_box', seed=0, log_path=tmp_path / 'nodes.log', backend='torch', steps=2)
+    try:
+        active_s = live.wait_active(180)
+        episode = live.run_episode(7, max_seconds=6.0)
+    finally:
+        live.close()
+    assert 0 < active_s < 180
+    assert live.client.policy_state['state'] == 'active' and live.client.policy_state['episode'] >= 2
+    assert episode['outcome'].get('stage') and episode['outcome'].get('time') is not None
+    assert episode['updates'] > 20 and episode['context_versions'] >= 3, episode
+    assert episode['rejected_updates'] == 0

@@ -228,3 +228,26 @@ def test_planner_onnxruntime_prefill_runner_matches_the_policy(policy, tmp_path,
         reader.close()
         eager.close()
         ort.close()
+
+
+def test_inference_artefacts_are_cached_by_checkpoint_content(tiny_checkpoint, tmp_path):
+    """The second start of an onnxruntime session loads the graphs the first exported (keyed by the weights'
+    and config's hashes), so start-up does not export again; another checkpoint gets its own directory."""
+    import shutil
+    from aha_wam.runtime.build import artefact_dir, load_policy, make_executor_session
+    ckpt = tmp_path / 'ckpt'
+    shutil.copytree(tiny_checkpoint, ckpt, ignore=shutil.ignore_patterns('.artefacts'))   # a first start
+    policy, provenance = load_policy(ckpt)
+    first = make_executor_session(policy, provenance, ExecutorOptions(steps=2), backend='onnxruntime')
+    second = make_executor_session(policy, provenance, ExecutorOptions(steps=2), backend='onnxruntime')
+    try:
+        assert first.backend.reused == [] and sorted(second.backend.reused) == ['denoise_step.onnx', 'prepare.onnx']
+        where = artefact_dir(provenance)
+        assert where.parent == ckpt / '.artefacts' and sorted(p.name for p in where.glob('*.onnx')) == \
+            ['denoise_step.onnx', 'prepare.onnx']
+        assert not list(where.glob('*.partial'))
+        other = dict(provenance, weights_sha256='0' * 64)
+        assert artefact_dir(other) != where
+    finally:
+        first.close()
+        second.close()

@@ -59,3 +59,17 @@ def test_sigint_to_the_cli_stops_the_nodes_and_exits_zero():
     rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, ''.join(lines) + rest
     assert 'received SIGINT' in rest
+
+
+def test_a_policy_that_cannot_configure_stops_the_system_with_one_line(tmp_path):
+    """A missing checkpoint fails the planner's configure; policy_manager names it and exits; `aha-wam up` stops
+    every node and says why, instead of leaving arms up without a policy."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-m', 'aha_wam.cli', 'up', 'sim', f'checkpoint:={tmp_path / "missing"}',
+                           '--duration', '120'], capture_output=True, text=True, timeout=170)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert 'node policy_manager exited with code 1' in out, out[-3000:]
+    failed = [ln for ln in out.splitlines() if 'bring-up failed' in ln]
+    assert failed and 'configure failed' in failed[0] and ('/planner' in failed[0] or '/executor' in failed[0])
