@@ -1,1 +1,1 @@
-"""Closed-loop evaluation in the ROS-free simulator with the deployed asynchronous schedule."""
+"""`aha-wam eval-sim`: the deployed sessions on the ClosedLoop in the ROS-free simulator (aha_wam.runtime.loop)."""
