@@ -212,6 +212,10 @@ class ExecutorNode(ManagedLoopNode):
             self.session.close()
             self.session = None
 
+    def ready_to_activate(self) -> bool:
+        """Autostart waits (bounded) until every arm has published, so its joint names are checked."""
+        return all(cache.names for cache in self._arms)
+
     def _joint_name_mismatch(self) -> str:
         """One line naming both name lists when an arm publishes names the policy cannot map, else ''."""
         for arm, cache in zip(self.params['arms'], self._arms):
@@ -232,7 +236,9 @@ class ExecutorNode(ManagedLoopNode):
         except (JointNameError, IndexError) as exc:
             cache.names, cache.error = names, str(exc)
             self.dropped['joint_state'] += 1
-            self.get_logger().warning(f'dropping joint state: {exc}', throttle_duration_sec=5.0)
+            # One line naming both lists; while it lasts the arm has no usable state, so the executor holds.
+            self.get_logger().error(f"{self.params['arms'][index]}/{self.params['joint_state_topic']}: {exc}",
+                                    throttle_duration_sec=5.0)
             return
         with self._lock:
             cache.position, cache.stamp_ns = position, stamp_to_ns(msg.header.stamp)

@@ -33,24 +33,30 @@ class ManagedLoopNode(LifecycleNode):
         self._entities: list = []
         self._autostart_timer = None
 
-    def enable_autostart(self, activate_after_s: float = 1.0) -> None:
-        """Configure once the node spins, activate `activate_after_s` later (so that the subscriptions made in
-        configure, or before, have delivered what activation checks); call at the end of __init__."""
-        self._activate_after_s = float(activate_after_s)
+    def enable_autostart(self, activate_within_s: float = 10.0) -> None:
+        """Configure once the node spins, then activate as soon as `ready_to_activate()` holds (checked every
+        0.2 s), or after `activate_within_s` regardless; call at the end of the subclass's __init__."""
+        self._activate_within_s = float(activate_within_s)
         self._autostart_timer = self.create_timer(0.0, self._on_autostart)
 
-    def _one_shot(self, attr: str) -> None:
-        timer = getattr(self, attr)
-        timer.cancel()
-        self.destroy_timer(timer)
+    def ready_to_activate(self) -> bool:
+        """Whether what activation checks has arrived (override; e.g. the first message of each input)."""
+        return True
+
+    def _one_shot(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
 
     def _on_autostart(self) -> None:
-        self._one_shot('_autostart_timer')
+        self._one_shot()
         if self.trigger_configure() == SUCCESS:
-            self._autostart_timer = self.create_timer(self._activate_after_s, self._on_autoactivate)
+            self._activate_by = self.get_clock().now().nanoseconds + int(self._activate_within_s * 1e9)
+            self._autostart_timer = self.create_timer(0.2, self._on_autoactivate)
 
     def _on_autoactivate(self) -> None:
-        self._one_shot('_autostart_timer')
+        if not self.ready_to_activate() and self.get_clock().now().nanoseconds < self._activate_by:
+            return
+        self._one_shot()
         self.trigger_activate()
 
     # ---------------------------------------------------------------------------------- the loop
