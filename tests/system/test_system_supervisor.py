@@ -73,3 +73,11 @@ def test_a_policy_that_cannot_configure_stops_the_system_with_one_line(tmp_path)
     assert 'node policy_manager exited with code 1' in out, out[-3000:]
     failed = [ln for ln in out.splitlines() if 'bring-up failed' in ln]
     assert failed and 'configure failed' in failed[0] and ('/planner' in failed[0] or '/executor' in failed[0])
+
+
+def test_eval_live_takes_its_own_options_and_refuses_a_missing_checkpoint(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-m', 'aha_wam.cli', 'eval-live', '--checkpoint', str(tmp_path / 'none'),
+                           '--episodes', '2'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith('aha-wam eval-live: error: no checkpoint at')

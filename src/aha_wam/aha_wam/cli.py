@@ -93,8 +93,12 @@ def cmd_eval_live(args) -> int:
 
 
 def _eval_live_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument('rest', nargs=argparse.REMAINDER,
-                   help='--checkpoint DIR --task NAME --episodes N --first-seed S --backend B --json PATH -v')
+    # Its options live with the command (aha_wam.ros.eval_live, which needs rclpy); main() hands them over as
+    # they are, so `aha-wam eval-live --help` shows them.
+    p.add_argument('rest', nargs=argparse.REMAINDER, help='see aha-wam eval-live --help')
+
+
+PASSTHROUGH = {'eval-live'}     # commands whose own module parses their arguments
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -183,6 +187,9 @@ COMMANDS.update(_data_commands())
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return COMMANDS[argv[0]][0](argparse.Namespace(rest=argv[1:]))
     parser = argparse.ArgumentParser(prog='aha-wam', description='AHA-WAM suite command line')
     sub = parser.add_subparsers(dest='command', required=True)
     for name, (func, add_args) in COMMANDS.items():
