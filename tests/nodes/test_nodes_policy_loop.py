@@ -177,7 +177,8 @@ def test_executor_node_runs_exactly_the_session(world, tiny_checkpoint, tmp_path
     finally:
         logs = stop(executor) + stop(planner)
     options, ticks, _ = read_trace(trace)
-    node_out = [(t['faults'], t['kind'], t['commands']) for t in ticks]
+    node_out = [(t['faults'], t['kind'], t['commands']) for t in ticks if 'reset' not in t]
+    assert 'reset' in ticks[0]                         # activation starts an episode: recorded, replayed
     assert sum(k == 'chunk' for _, k, _ in node_out) >= 10 and any(k == 'hold' for _, k, _ in node_out), logs[-3000:]
     torch.set_num_threads(1)
     policy, provenance = load_policy(tiny_checkpoint)

@@ -251,3 +251,17 @@ def test_inference_artefacts_are_cached_by_checkpoint_content(tiny_checkpoint, t
     finally:
         first.close()
         second.close()
+
+
+def test_a_new_episode_uses_nothing_captured_before_it(policy, planner):
+    """After a reset the planner refreshes only on frames captured after it, and the executor neither keeps the
+    old context nor computes on an old frame: both would describe the scene before the reset."""
+    ex = executor(policy, steps=1, freshness=Freshness(2.0, 2.0, 2.0))
+    ex.offer(planner.refresh(image(), 10**9))
+    assert ex.step(obs_at(10**9), now_ns=10**9).kind == 'chunk'
+    start = 10**9 + 200 * MS
+    planner.reset(not_before_ns=start)
+    assert not planner.usable(start - 30 * MS, start + 10 * MS) and planner.usable(start + 5 * MS, start + 10 * MS)
+    ex.reset(forget_context=True, not_before_ns=start)
+    out = ex.step(obs_at(start - 30 * MS), now_ns=start + 10 * MS)
+    assert out.faults & Fault.NO_CONTEXT and out.faults & Fault.STALE_IMAGE and 'this episode' in out.detail

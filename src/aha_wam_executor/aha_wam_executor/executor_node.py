@@ -196,7 +196,11 @@ class ExecutorNode(ManagedLoopNode):
         if mismatch:
             self.get_logger().error(mismatch)
             return FAILURE
-        self.session.reset()
+        # Activation starts an episode: nothing from before it (context, frames) may drive the arms.
+        episode = dict(forget_context=True, not_before_ns=self.get_clock().now().nanoseconds)
+        self.session.reset(**episode)
+        if self.trace is not None:
+            self.trace.reset(**episode)
         self.start_loop(1.0 / self.params['control_rate'], self._tick, 'executor_control')
         self.get_logger().info('active: control loop running')
         return SUCCESS

@@ -133,8 +133,8 @@ class PlannerNode(ManagedLoopNode):
     # ---------------------------------------------------------------------------------- callbacks
     def _on_reset(self, request, response):
         with self._lock:
-            if self.session is not None:
-                self.session.reset()
+            if self.session is not None:     # frames captured before this moment show the old scene
+                self.session.reset(not_before_ns=self.get_clock().now().nanoseconds)
         response.success, response.message = True, 'planner memory cleared; next image is episode step 0'
         return response
 

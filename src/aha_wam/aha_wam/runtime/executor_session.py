@@ -146,12 +146,14 @@ class ExecutorSession:
         self.reset(options.task, options.seed)
 
     # ------------------------------------------------------------------------------------------ episode
-    def reset(self, task: int | None = None, seed: int | None = None, forget_context: bool = False) -> None:
-        """New episode: task, noise seed, no motion yet. `forget_context` also drops the current context (the
-        ClosedLoop's clock restarts at 0 each episode, so an old context would look young); the nodes keep it
-        (on ROS time it simply ages out)."""
+    def reset(self, task: int | None = None, seed: int | None = None, forget_context: bool = False,
+              not_before_ns: int | None = None) -> None:
+        """New episode: task, noise seed, no motion yet. `forget_context` drops the current context (a context
+        from before the episode describes another scene). `not_before_ns`: images captured before it (the scene
+        before a reset) count as no image."""
         if forget_context:
             self.context = None
+        self.not_before_ns = not_before_ns
         if task is not None:     # a task id, or instruction tokens (checkpoints without a task table)
             self.task = int(task) if isinstance(task, (int, np.integer)) else task
         self.policy.set_task(self.task)
@@ -190,6 +192,9 @@ class ExecutorSession:
         if obs is None or obs.image is None:
             fault |= Fault.STALE_IMAGE
             why.append('no image yet')
+        elif self.not_before_ns is not None and obs.image_stamp_ns < self.not_before_ns:
+            fault |= Fault.STALE_IMAGE
+            why.append('no image of this episode yet')
         elif (now_ns - obs.image_stamp_ns) * 1e-9 > f.max_image_age:
             fault |= Fault.STALE_IMAGE
             why.append(f'image {(now_ns - obs.image_stamp_ns) * 1e-6:.0f} ms old > {f.max_image_age * 1e3:.0f} ms')

@@ -73,8 +73,11 @@ class PlannerSession:
         self.skipped_stale = 0
         self.reset(options.task)
 
-    def reset(self, task: int | None = None) -> None:
-        """New episode: clear the rolling memory; the next image becomes step 0."""
+    def reset(self, task: int | None = None, not_before_ns: int | None = None) -> None:
+        """New episode: clear the rolling memory; the next image becomes step 0. With `not_before_ns` (the
+        episode's start on the images' clock) a frame captured before it -- the scene before a reset -- is never
+        used: it would open the new episode's memory with the old episode's scene."""
+        self.not_before_ns = not_before_ns
         if task is not None:     # a task id, or instruction tokens (checkpoints without a task table)
             self.task = int(task) if isinstance(task, (int, np.integer)) else task
         self.policy.reset(task=self.task)
@@ -99,7 +102,7 @@ class PlannerSession:
 
     def usable(self, stamp_ns: int, now_ns: int) -> bool:
         """A new image (not refreshed on before) that is fresh enough."""
-        if stamp_ns == self._used_stamp:
+        if stamp_ns == self._used_stamp or (self.not_before_ns is not None and stamp_ns < self.not_before_ns):
             return False
         if (now_ns - stamp_ns) * 1e-9 > self.options.max_image_age:
             self.skipped_stale += 1

@@ -52,6 +52,11 @@ class TraceWriter:
             return t
         return read
 
+    def reset(self, **kwargs) -> None:
+        """Record an episode reset of the session (its keyword arguments, replayed at the same place)."""
+        self._ticks.write(json.dumps({'reset': kwargs}) + '\n')
+        self._ticks.flush()
+
     def tick(self, obs: Observation | None, now_ns: int, update, delivered=()) -> None:
         """Record one tick: `delivered` = the descriptors the session examined in it (session.delivered)."""
         offered = [self._encode(d) for d in delivered]
@@ -117,10 +122,14 @@ class _ReplayClock:
 
 
 def replay_trace(directory, session: ExecutorSession) -> list[dict]:
-    """Feed a node's trace to `session` tick by tick; returns per tick {'faults', 'kind', 'commands'}."""
+    """Feed a node's trace to `session` tick by tick (and its resets where they happened); returns per tick
+    {'faults', 'kind', 'commands'}."""
     _, ticks, arrays = read_trace(directory)
     out = []
     for rec in ticks:
+        if 'reset' in rec:
+            session.reset(**rec['reset'])
+            continue
         for item in rec['offered']:
             if 'rejection' in item:
                 session.offer(Rejection(*item['rejection']))
