@@ -97,7 +97,7 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
     schedule = schedule or LoopSchedule.deployed(latency='modelled')
     factory = PolicyAgentFactory(Variant('full', 'eval-bag', str(checkpoint), int(steps or 0) or 1), schedule,
                                  backend=backend)
-    policy, prov = factory.policy, factory.provenance
+    policy = factory.policy
     steps = int(steps or policy.config.flow.inference_steps)
     factory.v = dataclasses.replace(factory.v, steps=steps)
     task_ids = factory.task_ids
