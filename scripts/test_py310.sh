@@ -75,7 +75,7 @@ subset=(tests/sim tests/piper/test_piper_trajectory_unit.py tests/piper/test_pip
 # Needs torch: the models, the context ring, training data/windows, training, distillation and the sim eval loop.
 torch_subset=(tests/model tests/context/test_context_ring.py tests/train/test_train_data.py
               tests/train/test_train_workspace.py tests/train/test_train_distill.py tests/train/test_train_eval.py
-              tests/runtime/test_runtime_executor_planner.py)
+              tests/runtime/test_runtime_sessions.py)
 if "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; then
   subset+=("${torch_subset[@]}")
 else
