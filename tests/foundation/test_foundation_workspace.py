@@ -74,3 +74,11 @@ def test_core_library_never_imports_rclpy():
         'print(bad); sys.exit(1 if bad else 0)\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_starts_without_torch():
+    """`aha-wam` imports every command module to list them; none may pull torch in at import time (it cost a
+    second on every command and on `aha-wam up`'s start-up)."""
+    code = 'import sys, aha_wam.cli; print(sorted(m for m in ("torch", "rclpy", "mujoco") if m in sys.modules))'
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == '[]', result.stdout + result.stderr
