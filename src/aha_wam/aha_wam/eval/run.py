@@ -36,7 +36,7 @@ class Variant:
     name: str
     description: str
     checkpoint: str
-    steps: int
+    steps: int | None                                          # None: the checkpoint's flow.inference_steps
     planner: dict = dataclasses.field(default_factory=dict)     # PlannerOptions overrides
     executor: dict = dataclasses.field(default_factory=dict)    # ExecutorOptions overrides
     schedule: dict = dataclasses.field(default_factory=dict)    # LoopSchedule overrides
@@ -70,8 +70,9 @@ class PolicyAgentFactory:
     def __init__(self, v: Variant, schedule: LoopSchedule, backend: str = 'torch', transport: str = 'shm',
                  threads: int = 1):
         from aha_wam.runtime.build import load_policy
-        self.v, self.schedule, self.backend, self.transport, self.threads = v, schedule, backend, transport, threads
+        self.schedule, self.backend, self.transport, self.threads = schedule, backend, transport, threads
         self.policy, self.provenance = load_policy(v.checkpoint)
+        self.v = dataclasses.replace(v, steps=v.steps or self.policy.config.flow.inference_steps)
 
     @property
     def task_ids(self) -> dict:

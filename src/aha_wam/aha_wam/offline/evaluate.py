@@ -95,11 +95,8 @@ def evaluate_bags(bags, checkpoint: str, out: str | None = None, topic_map: Topi
     wall0 = time.perf_counter()
     tmap = topic_map or TopicMap()
     schedule = schedule or LoopSchedule.deployed(latency='modelled')
-    factory = PolicyAgentFactory(Variant('full', 'eval-bag', str(checkpoint), int(steps or 0) or 1), schedule,
-                                 backend=backend)
-    policy = factory.policy
-    steps = int(steps or policy.config.flow.inference_steps)
-    factory.v = dataclasses.replace(factory.v, steps=steps)
+    factory = PolicyAgentFactory(Variant('full', 'eval-bag', str(checkpoint), steps), schedule, backend=backend)
+    policy, steps = factory.policy, factory.v.steps
     task_ids = factory.task_ids
     known = list(task_ids) if task_ids else list(TASKS)
     hw = (policy.config.encoder.image_height, policy.config.encoder.image_width)

@@ -23,7 +23,7 @@ import time
 
 import rclpy
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
+from lifecycle_msgs.srv import ChangeState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -59,8 +59,6 @@ class PolicyManager(Node):
         self.state_pub = self.create_publisher(String, STATE_TOPIC, state_qos())
         self.change = {n: self.create_client(ChangeState, f'{n}/change_state', callback_group=self.group)
                        for n in self.params['managed_nodes']}
-        self.get = {n: self.create_client(GetState, f'{n}/get_state', callback_group=self.group)
-                    for n in self.params['managed_nodes']}
         self.sim_reset = self.create_client(Trigger, self.params['sim_reset_service'], callback_group=self.group)
         self.planner_reset = self.create_client(Trigger, self.params['planner_reset_service'], callback_group=self.group)
         self.create_service(Trigger, '~/start_episode', self._on_start_episode, callback_group=self.group)

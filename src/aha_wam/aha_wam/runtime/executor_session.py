@@ -137,8 +137,6 @@ class ExecutorSession:
                                               expected_layout=policy.planner.layout)
         cfg = policy.config
         self.action_period_ns = int(round(1e9 / cfg.timing.control_hz))   # the policy's action grid
-        self.chunk_size = cfg.executor.chunk_size
-        self.image_hw = (cfg.encoder.image_height, cfg.encoder.image_width)
         # Every descriptor offered is examined at the next tick, newest valid wins (aha_wam.context.inbox).
         self.inbox = ContextInbox(self.reader, capacity=options.queue_depth, log=log)
         self.context: PlannerContext | None = None

@@ -67,7 +67,6 @@ class PlannerSession:
         self.prefill_runner = prefill_runner
         cfg = policy.config
         self.action_period_ns = int(round(1e9 / cfg.timing.control_hz))
-        self.image_hw = (cfg.encoder.image_height, cfg.encoder.image_width)
         self.last_latency_ms = 0.0
         self.refreshes = 0
         self.skipped_stale = 0
