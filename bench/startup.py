@@ -63,14 +63,20 @@ def main() -> int:
     p.add_argument('--checkpoint', default='checkpoints/cpu')
     p.add_argument('--backend', default='onnxruntime')
     p.add_argument('--warm-runs', type=int, default=3)
+    p.add_argument('--discovery-range', default=None, choices=('SUBNET', 'LOCALHOST', 'OFF', 'SYSTEM_DEFAULT'),
+                   help='ROS_AUTOMATIC_DISCOVERY_RANGE for the run (default: as in your environment, which is '
+                        "what `aha-wam up` gets; a private ROS_DOMAIN_ID keeps the run apart either way)")
     args = p.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 40))
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    if args.discovery_range:
+        os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = args.discovery_range
     shutil.rmtree(Path(args.checkpoint) / '.artefacts', ignore_errors=True)
     cold = one_start(args.checkpoint, args.backend)
     warm = [one_start(args.checkpoint, args.backend) for _ in range(args.warm_runs)]
     times = [w['launch_to_active_s'] for w in warm if w['launch_to_active_s'] is not None]
     print(json.dumps({'checkpoint': args.checkpoint, 'backend': args.backend, 'cpus': os.cpu_count(),
+                      'discovery_range': os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '(default: SUBNET)'),
+                      'dds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(aha-wam up sets the project profile)'),
                       'load_avg_1min': round(os.getloadavg()[0], 2), 'cold': cold, 'warm': warm,
                       'warm_median_launch_to_active_s': float(np.median(times)) if times else None,
                       'target_s': 5.0}, indent=1))

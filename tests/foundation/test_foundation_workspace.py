@@ -79,6 +79,9 @@ def test_core_library_never_imports_rclpy():
 def test_the_cli_starts_without_torch():
     """`aha-wam` imports every command module to list them; none may pull torch in at import time (it cost a
     second on every command and on `aha-wam up`'s start-up)."""
-    code = 'import sys, aha_wam.cli; print(sorted(m for m in ("torch", "rclpy", "mujoco") if m in sys.modules))'
+    code = ('import contextlib, io, sys, aha_wam.cli\n'
+            'with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n'
+            '    aha_wam.cli.main(["--help"])    # builds every sub-command\'s argument parser\n'
+            'print(sorted(m for m in ("torch", "rclpy", "mujoco") if m in sys.modules))')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == '[]', result.stdout + result.stderr

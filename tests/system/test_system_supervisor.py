@@ -81,3 +81,28 @@ def test_eval_live_takes_its_own_options_and_refuses_a_missing_checkpoint(tmp_pa
     proc = subprocess.run([sys.executable, '-m', 'aha_wam.cli', 'eval-live', '--checkpoint', str(tmp_path / 'none'),
                            '--episodes', '2'], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith('aha-wam eval-live: error: no checkpoint at')
+
+
+def test_nodes_get_the_project_fast_dds_profile_unless_the_user_chose_one(tmp_path):
+    from aha_wam.supervisor import share_directory
+    from aha_wam.system import node_environment
+    share = share_directory()
+    env = node_environment(share, {})
+    assert list(env) == ['FASTDDS_DEFAULT_PROFILES_FILE'] and os.path.isfile(env['FASTDDS_DEFAULT_PROFILES_FILE'])
+    assert list(node_environment(share, {'ROS_DISTRO': 'humble'})) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert node_environment(share, {'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp'}) == env
+    assert node_environment(share, {'FASTRTPS_DEFAULT_PROFILES_FILE': '/mine.xml'}) == {}   # the user's wins
+    assert node_environment(share, {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}) == {}
+    # Fast DDS itself parses the file: a real node starts with it and Fast DDS reports no XML error.
+    code = ('import rclpy; rclpy.init(); n = rclpy.create_node("dds_profile_probe"); '
+            'print("ok", flush=True); n.destroy_node(); rclpy.shutdown()')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **env})
+    assert result.returncode == 0 and 'ok' in result.stdout, result.stderr
+    assert 'Error' not in result.stdout + result.stderr, result.stdout + result.stderr
+    # ...and a broken profile would have shown up there (the check can fail).
+    broken = tmp_path / 'broken.xml'
+    broken.write_text('<dds><profiles><participant profile_name="x" is_default_profile="true"><rtps><oops/>')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, 'FASTDDS_DEFAULT_PROFILES_FILE': str(broken)})
+    assert 'Error' in result.stdout + result.stderr

@@ -191,7 +191,7 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
                                   f'{provenance["weights_sha256"][:12]}...: the file is corrupted or was replaced')
     state = _read_weights(weights_path)
 
-    policy, on_meta = _build_for_loading(AhaWamPolicy, config)
+    policy, on_meta = _build_for_loading(AhaWamPolicy, config, sum(t.numel() for t in state.values()))
     expected = policy.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -224,12 +224,14 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
 LARGE_MODEL_PARAMETERS = 200_000_000
 
 
-def _build_for_loading(policy_cls, config: AhaWamConfig):
-    with torch.device('meta'):
-        meta = policy_cls(config)
-    if sum(p.numel() for p in meta.parameters()) < LARGE_MODEL_PARAMETERS:
+def _build_for_loading(policy_cls, config: AhaWamConfig, stored_values: int):
+    """-> (policy, built_on_meta). The size test uses the checkpoint's own tensor count: building a meta copy
+    just to count parameters costs a second construction, and meta tensors route ops through torch._refs,
+    which imports torch._dynamo (about 1 s of every node's start-up on a small policy)."""
+    if stored_values < LARGE_MODEL_PARAMETERS:
         return policy_cls(config), False        # small: exactly as always (same init, same RNG use)
-    return meta, True
+    with torch.device('meta'):
+        return policy_cls(config), True
 
 
 def _materialise_buffers(policy, dtype: torch.dtype) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Mapping, Sequence
 
-from aha_wam.system import NodeSpec, nodes
+from aha_wam.system import NodeSpec, node_environment, nodes
 
 
 class NodeProcess:
@@ -74,9 +74,10 @@ class Supervisor:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         failed = False
         overrides = tempfile.TemporaryDirectory(prefix='aha_wam_up_')
+        env = node_environment(self.share_dir)
         try:
             for spec in self.specs:
-                self.children.append(NodeProcess(spec, self.share_dir, overrides.name))
+                self.children.append(NodeProcess(spec, self.share_dir, overrides.name, env))
             print(f'aha-wam up: started {", ".join(c.label for c in self.children)}', flush=True)
             deadline = None if duration is None else time.monotonic() + duration
             while not self._stop.wait(0.2):

@@ -22,9 +22,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import torch
+if TYPE_CHECKING:       # torch loads only when embeddings are computed or read: `aha-wam` builds its argument
+    import torch        # parsers from this module's constants and must start without it
 
 OFFICIAL_PROMPT = "A video recorded from a robot's point of view executing the following instruction: {task}"
 DEFAULT_MAX_LENGTH = 128
@@ -59,10 +60,15 @@ def _tokenizer_dir(encoder_dir: Path, tokenizer: str | os.PathLike | None) -> Pa
     raise TextEmbeddingError(f'no tokenizer in {encoder_dir} or {encoder_dir.parent / "tokenizer"}; pass --tokenizer')
 
 
-@torch.no_grad()
 def encode_prompts(encoder, tokenizer, prompts: list[str], max_length: int = DEFAULT_MAX_LENGTH,
                    batch_size: int = 8) -> tuple[torch.Tensor, list[int]]:
     """[N, max_length, d_model] UMT5 outputs with positions >= each prompt's token count zeroed, and the counts."""
+    import torch
+    with torch.no_grad():
+        return _encode_prompts(torch, encoder, tokenizer, prompts, max_length, batch_size)
+
+
+def _encode_prompts(torch, encoder, tokenizer, prompts, max_length, batch_size):
     outs, lengths = [], []
     device = next(encoder.parameters()).device
     for start in range(0, len(prompts), max(1, int(batch_size))):
@@ -79,8 +85,10 @@ def encode_prompts(encoder, tokenizer, prompts: list[str], max_length: int = DEF
 
 
 def load_umt5(encoder_dir: str | os.PathLike, tokenizer: str | os.PathLike | None = None,
-              dtype: torch.dtype = torch.bfloat16):
-    """(UMT5EncoderModel, tokenizer) from local directories (never downloads)."""
+              dtype: torch.dtype | None = None):
+    """(UMT5EncoderModel, tokenizer) from local directories (never downloads); dtype default bfloat16."""
+    import torch
+    dtype = torch.bfloat16 if dtype is None else dtype
     try:
         from transformers import AutoTokenizer, UMT5EncoderModel
     except ImportError as exc:
@@ -101,6 +109,7 @@ def embed_instructions(encoder_dir: str | os.PathLike, instructions: Iterable[st
                        tokenizer: str | os.PathLike | None = None, max_length: int = DEFAULT_MAX_LENGTH,
                        template: str = OFFICIAL_PROMPT, dtype: str = 'bfloat16', batch_size: int = 8) -> dict:
     """Embed instructions into the cache at `out` (created or extended). Returns a JSON-able summary."""
+    import torch
     from safetensors.torch import save_file
     torch_dtype = {'bfloat16': torch.bfloat16, 'float32': torch.float32}.get(dtype)
     if torch_dtype is None:

@@ -28,6 +28,7 @@ def _node_actions(context, profile: str):
     specs = system.nodes(profile, given)
     system.check_packages(specs)        # raises one line (MissingPackage) before anything is started
     share = get_package_share_directory('aha_wam')
+    env = system.node_environment(share)    # the same Fast DDS profile `aha-wam up` gives its nodes
     overrides_dir = tempfile.mkdtemp(prefix='aha_wam_launch_')
     actions = [RegisterEventHandler(OnShutdown(
         on_shutdown=lambda event, context: shutil.rmtree(overrides_dir, ignore_errors=True)))]
@@ -42,6 +43,7 @@ def _node_actions(context, profile: str):
             remappings=list(spec.remappings),
             ros_arguments=list(spec.ros_arguments) or None,    # [] would still add a second --ros-args
             arguments=[a.replace('{share}', share) for a in spec.arguments],
+            additional_env=env or None,
             on_exit=Shutdown(reason=f'{spec.name} exited') if spec.required else None))
     return actions
 
