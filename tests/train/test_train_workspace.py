@@ -5,7 +5,7 @@ import socket
 import pytest
 import torch
 
-from _train_support import synthetic_cache
+from _train_support import synthetic_cache, synthetic_episode
 from aha_wam.train.workspace import Workspace, load_train_config, lr_at
 
 
@@ -44,6 +44,19 @@ def test_resume_restores_optimiser_and_rng_state_exactly(tmp_path):
     for name in straight.ema:
         assert torch.equal(straight.ema[name], resumed.ema[name])
     assert (tmp_path / 'b' / 'checkpoint' / 'model.safetensors').exists()
+
+
+def test_the_checkpoint_task_table_is_the_cache_table(tmp_path):
+    """An imported dataset's task names (after the built-in ones) travel into the checkpoint, whose table is
+    what the nodes map task names through; the built-in list alone would send them to the wrong id."""
+    from aha_wam.checkpoint import read_provenance
+    from aha_wam.data.cache import TrainingCache
+    cache = TrainingCache.build([synthetic_episode(80, task='lift_box', seed=0),
+                                 synthetic_episode(88, task='fold_towel', seed=1)])
+    assert cache.tasks[-1] == 'fold_towel'
+    ws = Workspace(config(tmp_path), cache=cache)
+    ws.train(steps=1, resume=False)
+    assert read_provenance(tmp_path / 'checkpoint')['extra']['tasks'] == list(cache.tasks)
 
 
 def test_proprio_noise_perturbs_only_the_state_input(tmp_path):

@@ -20,11 +20,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from aha_wam.data.cache import TrainingCache
-from aha_wam.data.episode import TASKS
 from aha_wam.data.windows import WindowSampler
 from aha_wam.train.workspace import TrainConfig, encode_images, lr_at
 
@@ -205,7 +203,7 @@ class Distiller:
         return save_checkpoint(
             self.student, Path(self.cfg.out) / 'checkpoint', steps=self.step, overwrite=True,
             data={'cache': str(self.cfg.cache), **self.cache.describe()},
-            extra={'tasks': list(TASKS), 'flash': True, 'default_denoise_steps': 1, 'paths': list(PATHS),
+            extra={'tasks': list(self.cache.tasks), 'flash': True, 'default_denoise_steps': 1, 'paths': list(PATHS),
                    'teacher': self.teacher_dir, 'teacher_steps': TEACHER_STEPS, 'capture': list(CAPTURE),
                    'teacher_weights_sha256': teacher_prov.get('weights_sha256'),
                    'distill_config': dataclasses.asdict(self.cfg), **extra})

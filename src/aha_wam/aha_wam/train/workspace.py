@@ -31,7 +31,6 @@ import yaml
 
 from aha_wam.config import AhaWamConfig, load_config
 from aha_wam.data.cache import TrainingCache
-from aha_wam.data.episode import TASKS
 from aha_wam.data.windows import WindowSampler
 from aha_wam.train import state as st
 
@@ -304,7 +303,7 @@ class Workspace:
         data = {'cache': str(self.cfg.cache), **self.cache.describe(), 'train_episodes': len(self.train_ids),
                 'val_episodes': len(self.val_ids)}
         path = save_checkpoint(self.policy, self.out / 'checkpoint', steps=self.step, data=data, overwrite=True,
-                               extra={'tasks': list(TASKS), 'train_config': dataclasses.asdict(self.cfg),
+                               extra={'tasks': list(self.cache.tasks), 'train_config': dataclasses.asdict(self.cfg),
                                       'world_size': self.world, **(extra or {})})
         self._restore(backup)
         return path
