@@ -70,11 +70,8 @@ def main() -> int:
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 40))
     if args.discovery_range:
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = args.discovery_range
-    # The benchmark's own observer discovers the node set like the nodes discover each other (same profile).
-    from aha_wam.supervisor import share_directory
-    from aha_wam.system import node_environment
-    for name, value in node_environment(share_directory()).items():
-        os.environ.setdefault(name, value)
+    from aha_wam.supervisor import adopt_node_environment
+    adopt_node_environment()     # the benchmark's observer discovers the node set as the nodes discover each other
     shutil.rmtree(Path(args.checkpoint) / '.artefacts', ignore_errors=True)
     cold = one_start(args.checkpoint, args.backend)
     warm = [one_start(args.checkpoint, args.backend) for _ in range(args.warm_runs)]

@@ -114,3 +114,30 @@ def test_missing_files_and_edited_stats_are_reported(saved):
         load_checkpoint(path / 'nope')
     with pytest.raises(CheckpointError, match='not empty'):
         save_checkpoint(AhaWamPolicy(get_config('tiny')), path)
+
+
+def test_large_checkpoints_load_through_the_meta_device_with_the_same_result(saved, monkeypatch):
+    """Above LARGE_MODEL_PARAMETERS (decided from the checkpoint's own tensor count) the policy is built on the
+    meta device and takes the stored tensors; the loaded policy equals the one built on the CPU."""
+    import aha_wam.checkpoint as checkpoint
+    policy, path = saved
+    small, _ = load_checkpoint(path)
+    monkeypatch.setattr(checkpoint, 'LARGE_MODEL_PARAMETERS', 1)
+    large, _ = load_checkpoint(path)
+    assert all(t.device.type == 'cpu' for t in list(large.parameters()) + list(large.buffers()))
+    a, b = small.state_dict(), large.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for (name, x), (_, y) in zip(small.named_buffers(), large.named_buffers()):
+        assert torch.equal(x, y), name
+
+
+def test_loading_a_small_checkpoint_does_not_import_torch_dynamo(saved):
+    """A meta-device build routes ops through torch._refs, which imports torch._dynamo: about a second of every
+    node's start-up. Small checkpoints are built directly on the CPU."""
+    import subprocess
+    import sys
+    _, path = saved
+    code = ('import sys; from aha_wam.checkpoint import load_checkpoint; load_checkpoint(sys.argv[1]); '
+            'print("torch._dynamo" in sys.modules)')
+    result = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == 'False', result.stdout + result.stderr

@@ -109,5 +109,13 @@ def share_directory() -> str:
     return get_package_share_directory('aha_wam')
 
 
+def adopt_node_environment() -> None:
+    """Give this process the environment the node processes get (`system.node_environment`; what the caller
+    already set wins), before its own rclpy.init: a client that watches the node set (eval-live, the demo, the
+    start-up benchmark) then discovers it as quickly as the nodes discover each other."""
+    for name, value in node_environment(share_directory()).items():
+        os.environ.setdefault(name, value)
+
+
 def up(profile: str, arguments: Mapping[str, str], duration: float | None = None) -> int:
     return Supervisor(nodes(profile, arguments), share_directory()).run(duration)

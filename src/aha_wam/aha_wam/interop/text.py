@@ -64,11 +64,6 @@ def encode_prompts(encoder, tokenizer, prompts: list[str], max_length: int = DEF
                    batch_size: int = 8) -> tuple[torch.Tensor, list[int]]:
     """[N, max_length, d_model] UMT5 outputs with positions >= each prompt's token count zeroed, and the counts."""
     import torch
-    with torch.no_grad():
-        return _encode_prompts(torch, encoder, tokenizer, prompts, max_length, batch_size)
-
-
-def _encode_prompts(torch, encoder, tokenizer, prompts, max_length, batch_size):
     outs, lengths = [], []
     device = next(encoder.parameters()).device
     for start in range(0, len(prompts), max(1, int(batch_size))):
@@ -76,7 +71,8 @@ def _encode_prompts(torch, encoder, tokenizer, prompts, max_length, batch_size):
         ids = tokenizer(batch, padding='max_length', truncation=True, max_length=max_length,
                         add_special_tokens=True, return_tensors='pt')
         mask = ids.attention_mask.to(device)
-        hidden = encoder(input_ids=ids.input_ids.to(device), attention_mask=mask).last_hidden_state
+        with torch.no_grad():      # inference only; everything after derives from `hidden` without a graph
+            hidden = encoder(input_ids=ids.input_ids.to(device), attention_mask=mask).last_hidden_state
         n = mask.gt(0).sum(dim=1)
         keep = torch.arange(max_length, device=device)[None, :] < n[:, None]
         outs.append(hidden * keep.unsqueeze(-1).to(hidden.dtype))         # official: emb[i, n_i:] = 0

@@ -85,13 +85,10 @@ class LiveSystem:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = {'checkpoint': checkpoint, 'task': task, 'seed': str(seed), 'backend': backend,
                 'denoise_steps': str(steps), **(extra or {})}
-        # This process's participant discovers the node set under the same Fast DDS profile the nodes get
-        # (set before rclpy.init; the user's own profile file wins): without it, the client itself could learn
-        # that the policy is active up to 3 s late and the launch->active figure would include that.
-        from aha_wam.supervisor import share_directory
-        from aha_wam.system import node_environment
-        for name, value in node_environment(share_directory()).items():
-            os.environ.setdefault(name, value)
+        # Without the nodes' DDS profile, the client itself could learn that the policy is active up to 3 s late
+        # and the launch->active figure would include that.
+        from aha_wam.supervisor import adopt_node_environment
+        adopt_node_environment()
         self.launched_at = time.monotonic()
         self.up = subprocess.Popen([sys.executable, '-m', 'aha_wam.cli', 'up', 'sim', *(f'{k}:={v}' for k, v in args.items())],
                                    stdout=open(self.log_path, 'w'), stderr=subprocess.STDOUT, start_new_session=True)
