@@ -116,6 +116,22 @@ def test_overrun_means_only_that_the_update_took_longer_than_the_period(policy, 
     assert out.faults == Fault.OVERRUN and out.kind == 'chunk'       # reported, still sent
 
 
+def test_execute_actions_runs_a_chunk_before_the_next_inference(policy, planner):
+    ex = executor(policy, steps=1, execute_actions=8, freshness=Freshness(2.0, 2.0, 2.0))
+    ex.offer(planner.refresh(image(), 10**9))
+    period = ex.action_period_ns
+    assert ex.step(obs_at(10**9), now_ns=10**9).kind == 'chunk'
+    coast = ex.step(obs_at(10**9 + 5 * period), now_ns=10**9 + 5 * period)     # 5 of 8 actions run so far
+    assert coast.coasting and coast.commands is None and coast.faults == Fault.NONE and ex.chunks == 1
+    again = ex.step(obs_at(10**9 + 8 * period), now_ns=10**9 + 8 * period)
+    assert again.kind == 'chunk' and not again.coasting and ex.chunks == 2
+    stale = obs_at(10**9 + 9 * period)
+    stale.joint_stamps_ns = ()                   # a fault while a chunk runs on still holds the arms at once
+    assert ex.step(stale, now_ns=10**9 + 9 * period).kind == 'hold'
+    with pytest.raises(ValueError, match='longer than'):
+        executor(policy, execute_actions=policy.config.executor.chunk_size + 1)
+
+
 def test_no_context_never_moves(policy):
     out = executor(policy, steps=1).step(obs_at(10**9), now_ns=10**9)
     assert out.holding and out.faults & Fault.NO_CONTEXT and out.commands is None
@@ -190,7 +206,8 @@ def test_inference_errors_hold_instead_of_raising(policy, planner):
     assert out.faults & Fault.INFERENCE_ERROR and 'proprio' in out.detail and out.faults & BLOCKING
 
 
-@pytest.mark.parametrize('bad', [dict(steps=0), dict(control_rate=500.0), dict(queue_depth=0)])
+@pytest.mark.parametrize('bad', [dict(steps=0), dict(control_rate=500.0), dict(queue_depth=0), dict(execute_actions=-1),
+                                 dict(execute_actions=65)])
 def test_executor_options_refuse_bad_values(bad):
     with pytest.raises(ValueError):
         ExecutorOptions(**bad)

@@ -54,6 +54,9 @@ PARAMETERS = {
                         "'onnxruntime', 'tensorrt' (CUDA + tensorrt package); one that cannot run here "
                         'refuses at configure, naming the missing package or device'),
     'control_rate': (20.0, 'executor updates per second, Hz', (1.0, 200.0)),
+    'execute_actions': (0, "actions of a sent chunk (the policy's action grid, counted from its observation) that "
+                           'run before the next inference; 0 = a new chunk at every update (the official RoboTwin '
+                           'eval runs whole 16-action chunks)', (0, 64)),
     'max_frame_wait': (0.015, 's: when the next camera frame is due within this, an update waits for it (phase '
                               'lock to the camera: lower image-to-trajectory latency); 0 = never wait', (0.0, 0.05)),
     'max_context_age': (1.0, 's: hold when the newest valid context is older', (0.001, 60.0)),
@@ -173,6 +176,7 @@ class ExecutorNode(ManagedLoopNode):
         policy, provenance = load_policy(p['checkpoint'], device=p['device'])
         options = ExecutorOptions(
             steps=p['denoise_steps'], control_rate=p['control_rate'], seed=p['seed'],
+            execute_actions=p['execute_actions'],
             task=resolve_task(provenance, p['task'], policy, p['instruction_cache']),
             freshness=Freshness(p['max_context_age'], p['max_image_age'], p['max_joint_state_age']),
             limit_tolerance=p['limit_tolerance'], gripper_limit_tolerance=p['gripper_limit_tolerance'],

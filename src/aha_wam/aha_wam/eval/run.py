@@ -24,7 +24,7 @@ import torch
 from aha_wam.runtime.executor_session import ExecutorOptions
 from aha_wam.runtime.loop import ClosedLoop, PolicyAgent, wilson_interval
 from aha_wam.runtime.planner_session import PlannerOptions
-from aha_wam.runtime.schedule import LoopSchedule
+from aha_wam.runtime.schedule import LoopSchedule, deployed_executor_options
 
 VARIANTS = ('full', 'no-ovcr', 'no-offset', 'no-memory', 'synchronous', 'flash-1', 'flash-2', 'flash-4')
 
@@ -153,6 +153,9 @@ def run_evaluation(args) -> dict:
         if getattr(args, name, None):
             overrides[name] = float(getattr(args, name))
     base = LoopSchedule.deployed(**overrides)
+    executor = deployed_executor_options()
+    if getattr(args, 'execute_actions', None) is not None:
+        executor['execute_actions'] = int(args.execute_actions)
     log = None
     if args.verbose:
         def log(r):
@@ -160,13 +163,14 @@ def run_evaluation(args) -> dict:
     variants = ['expert'] if args.expert else list(args.ablate)
     report = {'seeds': [seeds[0], seeds[-1]], 'episodes_per_task': len(seeds), 'level': args.level,
               'checkpoint': args.checkpoint, 'flash': args.flash, 'backend': args.backend,
-              'latency_mode': base.latency, 'variants': {}}
+              'latency_mode': base.latency, 'executor': executor, 'variants': {}}
     for name in variants:
         t0 = time.perf_counter()
         if name == 'expert':
             sched, desc, make, ids = base, 'scripted IK expert', ExpertAgent, None
         else:
             v = variant(name, args.checkpoint, args.flash, args.steps)
+            v = dataclasses.replace(v, executor={**executor, **v.executor})
             sched, desc = dataclasses.replace(base, **v.schedule), v.description
             make = PolicyAgentFactory(v, sched, backend=args.backend, threads=args.threads)
             ids = make.task_ids

@@ -59,6 +59,8 @@ class ExecutorOptions:
     limit_tolerance: float = 0.06        # rad (see ChunkGuard)
     gripper_limit_tolerance: float = 0.07  # m
     min_actions: int = 2                 # fewest still-future actions worth sending
+    execute_actions: int = 0             # actions of a sent chunk (counted from its observation) executed before
+                                         #   the next inference; 0 = a new chunk at every update
     queue_depth: int = 32                # descriptors kept between ticks (all examined)
     trusted_segments: tuple | None = None  # planner segment names whose contexts are trusted; None: any of this user
     accept_inline: bool = False          # inline contexts trust the whole DDS domain: opt-in (planner on another host)
@@ -71,6 +73,8 @@ class ExecutorOptions:
             raise ValueError(f'denoise steps must be in 1..64, got {self.steps}')
         if not 1.0 <= float(self.control_rate) <= 200.0:
             raise ValueError(f'control_rate={self.control_rate} Hz is outside 1..200')
+        if not 0 <= int(self.execute_actions) <= 64:
+            raise ValueError(f'execute_actions must be in 0..64, got {self.execute_actions}')
         if self.queue_depth < 1:
             raise ValueError(f'queue_depth must be >= 1, got {self.queue_depth}')
         if self.trusted_segments is not None:     # a tuple whatever came in (YAML and JSON give lists)
@@ -100,6 +104,7 @@ class Update:
     chunk: np.ndarray | None = None      # the full predicted chunk [H, 14] (also when rejected), robot units
     commands: dict[str, ArmCommand] | None = None   # per-arm commands to send now (chunk or hold), or None
     kind: str = ''                       # 'chunk' | 'hold' | '' (nothing sent)
+    coasting: bool = False               # no inference: the last chunk runs on (ExecutorOptions.execute_actions)
     phase_offset: int = 0                # control steps between the context's observation and this one
     context_age_ms: float = float('nan')
     context_version: int = 0
@@ -137,6 +142,9 @@ class ExecutorSession:
                                               expected_layout=policy.planner.layout)
         cfg = policy.config
         self.action_period_ns = int(round(1e9 / cfg.timing.control_hz))   # the policy's action grid
+        if options.execute_actions > cfg.executor.chunk_size:
+            raise ValueError(f'execute_actions={options.execute_actions} is longer than the checkpoint\'s chunk of '
+                             f'{cfg.executor.chunk_size} actions')
         # Every descriptor offered is examined at the next tick, newest valid wins (aha_wam.context.inbox).
         self.inbox = ContextInbox(self.reader, capacity=options.queue_depth, log=log)
         self.context: PlannerContext | None = None
@@ -240,6 +248,9 @@ class ExecutorSession:
             out.context_age_ms = (now_ns - context.stamp_ns) * 1e-6
         if fault & BLOCKING:
             return out
+        if self._coasting(now_ns):
+            out.coasting = True
+            return out
         # Phase offset: control steps between the planner's observation and ours (>= 0); the executor was
         # trained on such offsets (horizon-adaptive) and the policy maps it to chunk index + phase.
         if self.options.zero_offset:
@@ -284,6 +295,15 @@ class ExecutorSession:
             return out
         out.handover = handover
         return out
+
+    def _coasting(self, now_ns: int) -> bool:
+        """Whether the chunk last sent has executed fewer than `execute_actions` actions since its observation
+        (its first `first` actions were already due when it was sent), so it runs on without a new inference."""
+        h = self.commanded
+        if not self.options.execute_actions or h is None or not self.moving:
+            return False
+        observed_ns = h.start_ns - h.first * h.period_ns
+        return now_ns - observed_ns < self.options.execute_actions * h.period_ns
 
     def _state(self, obs: Observation, now_ns: int) -> np.ndarray:
         """The chunk-start state the model was trained on: the measured joints, or (state source 'commanded',

@@ -65,6 +65,14 @@ class LoopSchedule:
         return cls(**values)
 
 
+def deployed_executor_options(config_dir: str | os.PathLike | None = None) -> dict:
+    """ExecutorOptions fields of config/executor.yaml that shape the schedule beyond its rates (execute_actions),
+    so an evaluation runs the executor the node runs."""
+    cfg = Path(config_dir) if config_dir else config_directory()
+    executor = _node_params(cfg / 'executor.yaml', 'executor')
+    return {'execute_actions': int(executor.get('execute_actions', 0))}
+
+
 def _node_params(path: Path, node: str) -> dict:
     try:
         data = yaml.safe_load(path.read_text())

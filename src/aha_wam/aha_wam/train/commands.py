@@ -189,6 +189,8 @@ def _eval_args(p):
     p.add_argument('--control-rate', type=float, default=None, help='override the executor rate (Hz; default: config/executor.yaml)')
     p.add_argument('--camera-rate', type=float, default=None, help='override the camera rate (Hz; default: the sim profile)')
     p.add_argument('--refresh-rate', type=float, default=None, help='override the planner rate (Hz; default: config/planner.yaml)')
+    p.add_argument('--execute-actions', type=int, default=None,
+                   help='actions of a chunk run before the next inference (0 = every update; default: config/executor.yaml)')
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--json', default=None, help='also write the report here')
     p.add_argument('-v', '--verbose', action='store_true', help='one line per episode on stderr')
