@@ -18,8 +18,23 @@ os.environ.setdefault('MUJOCO_GL', 'osmesa')
 os.environ.setdefault('PYTHONUNBUFFERED', '1')
 
 
+def _adopt_node_environment():
+    """Node processes a test starts get what `aha-wam up` gives them (the project's Fast DDS profile), so tests
+    run the discovery users run."""
+    try:
+        from aha_wam.supervisor import adopt_node_environment
+        adopt_node_environment()
+    except (ImportError, LookupError):     # the ROS-free 3.10 subset: no workspace, no nodes to start
+        pass
+
+
+_adopt_node_environment()
+
+
 def pytest_report_header(config):
-    return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST"
+    profile = os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+    return (f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
+            f"Fast DDS profile: {profile or 'none'}")
 
 
 def pytest_sessionfinish(session, exitstatus):
