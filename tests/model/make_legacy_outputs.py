@@ -1,11 +1,13 @@
-"""Record what the committed checkpoints compute, so that model changes can prove they did not alter them.
+"""Record what the legacy checkpoints compute, so that model changes can prove they did not alter them.
 
-Run once, BEFORE a change to the model code (it was run at commit 54d01dd, before the official-parity
-options existed):
+The legacy checkpoints (tests/fixtures/legacy_checkpoints/: the project's CPU teacher and Flash student as
+committed before the official-parity options existed: AdaLN executor head, OVCR query residual, legacy
+numerics; they were checkpoints/cpu and checkpoints/cpu_flash until commit c8b3869) stand for every checkpoint
+users trained with those versions. This script was run once, at commit 54d01dd, BEFORE the model code changed:
 
     bash scripts/run.sh python tests/model/make_legacy_outputs.py
 
-It writes tests/model/legacy_outputs.safetensors (a few KB): for checkpoints/cpu and checkpoints/cpu_flash,
+It writes tests/model/legacy_outputs.safetensors (a few KB): for both legacy checkpoints,
 the planner context of two prefills (memory in use), the prepared chunk's edited context, the action chunk
 after 10 (cpu) or 1/2/4 (cpu_flash) steps from fixed noise, in fp32 and bf16, and one training loss with a
 fixed generator. `test_model_legacy.py` recomputes them with the current code.
@@ -20,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[2]
+LEGACY = ROOT / 'tests' / 'fixtures' / 'legacy_checkpoints'
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 OUT = Path(__file__).resolve().parent / 'legacy_outputs.safetensors'
 CASES = {'cpu': (10,), 'cpu_flash': (1, 2, 4)}
@@ -61,12 +64,12 @@ def main() -> int:
     for name, steps in CASES.items():
         for dtype in (torch.float32, torch.bfloat16):
             tag = 'fp32' if dtype == torch.float32 else 'bf16'
-            for key, value in legacy_outputs(ROOT / 'checkpoints' / name, steps, dtype).items():
+            for key, value in legacy_outputs(LEGACY / name, steps, dtype).items():
                 tensors[f'{name}.{tag}.{key}'] = value.contiguous()
     from aha_wam.checkpoint import read_provenance
     meta = {'commit': os.popen(f'git -C {ROOT} rev-parse HEAD').read().strip()}
-    for name in CASES:     # a retrained checkpoint has other weights: the test then skips, naming this script
-        meta[f'{name}.weights_sha256'] = read_provenance(ROOT / 'checkpoints' / name)['weights_sha256']
+    for name in CASES:     # the test checks that it recomputes these very weights
+        meta[f'{name}.weights_sha256'] = read_provenance(LEGACY / name)['weights_sha256']
     save_file(tensors, str(OUT), metadata=meta)
     print(f'{OUT}: {len(tensors)} tensors, {OUT.stat().st_size} bytes')
     return 0

@@ -1,5 +1,6 @@
-"""The committed checkpoints (saved before the official-parity options existed) load with their legacy
-choices filled in and compute what they computed when tests/model/make_legacy_outputs.py recorded them."""
+"""Checkpoints saved before the official-parity options existed (tests/fixtures/legacy_checkpoints) load with
+their legacy choices filled in and compute what they computed when tests/model/make_legacy_outputs.py recorded
+them with the code of that time."""
 from pathlib import Path
 
 import pytest
@@ -9,22 +10,18 @@ from safetensors.torch import load_file
 
 from aha_wam.checkpoint import read_provenance
 
-from make_legacy_outputs import CASES, ROOT, legacy_outputs
+from make_legacy_outputs import CASES, LEGACY, legacy_outputs
 
 RECORDED = Path(__file__).resolve().parent / 'legacy_outputs.safetensors'
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=['fp32', 'bf16'])
 @pytest.mark.parametrize('name', sorted(CASES))
-def test_committed_checkpoints_compute_what_they_did(name, dtype):
-    checkpoint = ROOT / 'checkpoints' / name
-    if not (checkpoint / 'model.safetensors').is_file():
-        pytest.skip(f'{checkpoint} is not in this checkout')
+def test_legacy_checkpoints_compute_what_they_did(name, dtype):
+    checkpoint = LEGACY / name
     with safe_open(str(RECORDED), framework='pt') as f:
         recorded_sha = (f.metadata() or {}).get(f'{name}.weights_sha256')
-    if recorded_sha != read_provenance(checkpoint)['weights_sha256']:
-        pytest.skip(f'{checkpoint} was retrained since its outputs were recorded: re-run '
-                    'tests/model/make_legacy_outputs.py with the code of that commit')
+    assert recorded_sha == read_provenance(checkpoint)['weights_sha256'], f'{checkpoint} is not what was recorded'
     recorded = load_file(str(RECORDED))
     tag = 'fp32' if dtype == torch.float32 else 'bf16'
     now = legacy_outputs(checkpoint, CASES[name], dtype)
