@@ -144,6 +144,10 @@ def summarise(results) -> dict:
     }
 
 
+def _print_episode(result) -> None:
+    print(json.dumps(result.summary()), file=sys.stderr, flush=True)
+
+
 def run_evaluation(args) -> dict:
     from aha_wam.runtime.expert_agent import ExpertAgent
     torch.set_num_threads(max(1, int(args.threads)))
@@ -156,10 +160,7 @@ def run_evaluation(args) -> dict:
     executor = deployed_executor_options()
     if getattr(args, 'execute_actions', None) is not None:
         executor['execute_actions'] = int(args.execute_actions)
-    log = None
-    if args.verbose:
-        def log(r):
-            print(json.dumps(r.summary()), file=sys.stderr, flush=True)
+    log = _print_episode if args.verbose else None
     variants = ['expert'] if args.expert else list(args.ablate)
     report = {'seeds': [seeds[0], seeds[-1]], 'episodes_per_task': len(seeds), 'level': args.level,
               'checkpoint': args.checkpoint, 'flash': args.flash, 'backend': args.backend,
