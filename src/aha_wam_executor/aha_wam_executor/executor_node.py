@@ -303,7 +303,8 @@ class ExecutorNode(ManagedLoopNode):
             self.e2e_ms.add((self.get_clock().now().nanoseconds - obs.image_stamp_ns) * 1e-6)
         elif update.kind == 'hold':
             self._publish_commands(update.commands)
-        self.total_ms.add(update.total_ms)
+        if not update.coasting:           # a tick without inference (execute_actions) is not an update's latency
+            self.total_ms.add(update.total_ms)
         self.last_update = update
         self.rate.tick()
         self._publish_status(update, obs, start_ns)
