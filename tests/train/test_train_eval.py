@@ -29,6 +29,11 @@ def test_deployed_schedule_comes_from_the_node_yamls(tmp_path):
     text = (cfg / 'executor.yaml').read_text().replace('control_rate: 20.0', 'control_rate: 25.0')
     (cfg / 'executor.yaml').write_text(text)
     assert LoopSchedule.deployed(cfg).control_rate == 25.0
+    from aha_wam.runtime.schedule import deployed_executor_options
+    assert deployed_executor_options() == {'execute_actions': 0}
+    text = text.replace('execute_actions: 0', 'execute_actions: 8')
+    (cfg / 'executor.yaml').write_text(text)
+    assert deployed_executor_options(cfg) == {'execute_actions': 8}     # what eval-sim gives ExecutorOptions
     (cfg / 'planner.yaml').write_text('planner: [')
     with pytest.raises(ValueError, match='planner.yaml'):
         LoopSchedule.deployed(cfg)

@@ -169,7 +169,8 @@ class PolicyAgent:
                                    self.schedule.modelled_executor_ns(steps))
         wall0 = time.perf_counter()
         update = self.executor.step(state.observation(), now_ns=start, clock_ns=clock)
-        result.update_wall_ms.append((time.perf_counter() - wall0) * 1e3)
+        if not update.coasting:         # as the executor node: a tick without inference is not an update's latency
+            result.update_wall_ms.append((time.perf_counter() - wall0) * 1e3)
         result.updates += 1
         for hook in hooks:
             hook.update(now, update)
