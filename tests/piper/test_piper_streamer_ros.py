@@ -56,6 +56,12 @@ def rig():
     proc = spawn_python('-m', 'piper_bringup.trajectory_streamer', '--ros-args', '-p', 'resync_after:=0.5')
     try:
         assert wait_for(lambda: all(len(rec.msgs[a]) > 50 for a in ARMS), 30), 'no joint_ctrl_single from streamer'
+        # The streamer publishing does not mean it has matched our trajectory publishers: a trajectory sent
+        # while only one side knows the other arrives through a reliable-QoS repair, hundreds of ms late
+        # (seen once in CI: an arm started 0.23 s after its stamp). Wait for both sides to match.
+        assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30), \
+            'streamer never subscribed to the trajectory topics'
+        time.sleep(0.5)    # the reverse match (streamer side) is not observable from here
         yield rec, arms, pubs, proc
     finally:
         out = stop(proc)
