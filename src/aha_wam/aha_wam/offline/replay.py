@@ -66,7 +66,7 @@ class ReplayLog(Hook):
         self.updates.append({'t': now_ns * 1e-9, 'faults': u.faults.names, 'detail': u.detail,
                              'context_age_ms': None if np.isnan(u.context_age_ms) else float(u.context_age_ms),
                              'phase_offset': int(u.phase_offset), 'delay_steps': None if h is None else int(h.first),
-                             'latency_ms': float(u.total_ms)})
+                             'latency_ms': float(u.total_ms), 'coasting': bool(u.coasting)})
         if h is not None:
             self.chunks.append({'t_ready': now_ns * 1e-9 + u.total_ms * 1e-3, 't_start': h.start_ns * 1e-9,
                                 'period': h.period_ns * 1e-9, 'actions': np.asarray(h.actions, dtype=np.float64)})
@@ -81,7 +81,8 @@ def replay_bag(rec: RecordedBag, agent, task: str, schedule, seed: int = 0, task
     torch.manual_seed(int(seed))
     loop = ClosedLoop(env, agent, schedule, hooks=[log], task_ids=task_ids)
     result = loop.run_episode(task, int(seed), record_hz=hz)
-    for u, wall in zip(log.updates, result.update_wall_ms):
+    # the loop times inferring updates only (a coasting tick, execute_actions > 0, has no latency to report)
+    for u, wall in zip([u for u in log.updates if not u['coasting']], result.update_wall_ms):
         u['wall_ms'] = float(wall)
     t = np.asarray(log.t)
     recorded, predicted = np.stack(log.recorded), np.stack(log.predicted)
